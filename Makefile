@@ -1,0 +1,47 @@
+# Two entry points (see README): `make bench` runs the benchmark suite on its default backend,
+# `make test` runs the plugin's own checks. Both create .venv and install everything they need.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+K ?= resnet18
+BENCH_JSON ?= results/bench.json
+STUBS_VERSION ?= 10.13.0.35.1
+
+.PHONY: venv bench smoke test lint typecheck typings unit clean
+
+$(BIN)/activate:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
+
+venv: $(BIN)/activate
+	$(BIN)/python -m pip install -q -e '.[dev]'
+
+bench: venv
+	mkdir -p $(dir $(BENCH_JSON))
+	$(BIN)/python -m pytest benchmarks -k '$(K)' --benchmark-json=$(BENCH_JSON) $(ARGS)
+
+smoke: venv
+	$(BIN)/python -m pytest benchmarks -m smoke --benchmark-json=results/smoke.json $(ARGS)
+
+# TensorRT type stubs pin tensorrt itself, so they are unpacked into typings/ for mypy only
+# (installing them would make `import tensorrt` succeed as an empty namespace).
+typings: venv
+	@if [ ! -f typings/tensorrt/__init__.pyi ]; then \
+	  d=$$(mktemp -d) && $(BIN)/python -m pip download -q --no-deps -d $$d tensorrt-stubs==$(STUBS_VERSION) && \
+	  $(BIN)/python -c "import sys,zipfile; z=zipfile.ZipFile(sys.argv[1]); [z.extract(n,'typings') for n in z.namelist() if n.startswith(('tensorrt/','tensorrt_bindings/'))]" $$d/*.whl; \
+	fi
+
+lint: venv
+	$(BIN)/ruff check pytest_trt tests benchmarks conftest.py
+	$(BIN)/ruff format --check pytest_trt tests benchmarks conftest.py
+
+typecheck: typings
+	$(BIN)/mypy
+
+unit: venv
+	$(BIN)/python -m pytest tests -q $(ARGS)
+
+test: lint typecheck unit
+
+clean:
+	rm -rf $(VENV) typings/tensorrt typings/tensorrt_bindings results .benchmarks

@@ -1,0 +1,25 @@
+"""Image classification: MobileNetV2 and ResNet18-152 x precision x {static b1 latency, dynamic sweep}.
+
+Reproduces the reference studies' classification tables: latency and throughput per precision and
+inference batch, engine facts, and the closeness curve / top-k agreement against PyTorch fp32
+(accuracy too, with ``--trt-dataset``).  On a GPU the static profile is built for batch 1 (latency)
+and the dynamic profile (1/128/256) serves the batch sweep 1, 32, 64, 128, 256.
+"""
+
+import pytest
+
+from pytest_trt.fixtures import TrtRun
+
+IMAGENET_MODELS = ["mobilenet_v2", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
+
+
+@pytest.mark.trt_matrix(models=IMAGENET_MODELS, static_batches=[1])
+def test_classification(trt_run: TrtRun) -> None:
+    trt_run.run()
+
+
+@pytest.mark.smoke
+@pytest.mark.trt_matrix(models=["tinycnn", "digits_cnn"], batches=[1, 8], backends=["onnxruntime", "torch", "tensorrt"])
+def test_classification_smoke(trt_run: TrtRun) -> None:
+    """Small models on every precision recipe; digits_cnn is trained on real labels, so accuracy is real."""
+    trt_run.run()

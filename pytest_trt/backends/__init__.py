@@ -1,0 +1,40 @@
+"""Backend registry: name -> backend class, imported lazily so a missing library never breaks the plugin."""
+
+from __future__ import annotations
+
+import importlib
+
+from pytest_trt.backends.base import Availability, Backend
+
+_REGISTRY: dict[str, str] = {
+    "tensorrt": "pytest_trt.backends.tensorrt_backend:TensorRTBackend",
+    "tensorrt_rtx": "pytest_trt.backends.tensorrt_backend:TensorRTRTXBackend",
+    "onnxruntime": "pytest_trt.backends.onnxruntime_backend:OnnxRuntimeBackend",
+    "torch": "pytest_trt.backends.torch_backend:TorchBackend",
+    "torch_compile": "pytest_trt.backends.torch_backend:TorchCompileBackend",
+}
+_INSTANCES: dict[str, Backend] = {}
+
+NAMES = tuple(_REGISTRY)
+
+
+def register(name: str, target: str) -> None:
+    """Register a third-party backend as ``"module:Class"``."""
+    _REGISTRY[name] = target
+    _INSTANCES.pop(name, None)
+
+
+def get(name: str) -> Backend:
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown backend {name!r}; choose from {', '.join(_REGISTRY)}")
+    if name not in _INSTANCES:
+        module, cls = _REGISTRY[name].split(":")
+        _INSTANCES[name] = getattr(importlib.import_module(module), cls)()
+    return _INSTANCES[name]
+
+
+def availability(name: str) -> Availability:
+    try:
+        return get(name).availability()
+    except Exception as exc:  # a backend module that fails to import is unavailable, not a crash
+        return Availability(False, reason=f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,162 @@
+"""ONNX Runtime backend: the embedded default that runs everywhere (CPU EP; CUDA EP when installed).
+
+Precision comes from the graph recipes (fp16-converted, int8 Q/DQ), the same ONNX files TensorRT's
+strongly typed path consumes.  The optimization level maps onto ORT's graph optimization levels
+(0: disabled, 1: basic, 2: extended, 3-5: all) and the optimized graph's node count is reported as
+the engine's layer count.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from pytest_trt.backends.base import (
+    Availability,
+    Backend,
+    BuildContext,
+    BuildFailed,
+    BuildSpec,
+    Device,
+    Engine,
+    EngineInfo,
+    Feed,
+    Unsupported,
+)
+from pytest_trt.recipes import Recipe, RecipeUnavailable, apply_graph_recipe, graph_recipe
+from pytest_trt.zoo import ModelSpec
+
+
+class OrtFeed(Feed):
+    def __init__(self, x: np.ndarray) -> None:
+        self.x = np.ascontiguousarray(x, dtype=np.float32)
+        self.batch = int(x.shape[0])
+
+
+class OrtEngine(Engine):
+    def __init__(self, session: Any, device: Device, info: EngineInfo) -> None:
+        self.session = session
+        self.device = device
+        self.info = info
+        self.input_name = session.get_inputs()[0].name
+
+    def make_feed(self, x: np.ndarray) -> OrtFeed:
+        return OrtFeed(x)
+
+    def h2d(self, feed: Feed) -> None:
+        """Inputs stay in host memory: ORT copies them itself (``io = host``)."""
+
+    def infer(self, feed: Feed) -> Any:
+        assert isinstance(feed, OrtFeed)
+        return self.session.run(None, {self.input_name: feed.x})
+
+    def d2h(self, out: Any) -> list[np.ndarray]:
+        return [np.asarray(o) for o in out]
+
+    def sync(self) -> None:
+        """``session.run`` is synchronous."""
+
+
+def _providers(device: Device) -> list[str]:
+    import onnxruntime as ort
+
+    have = ort.get_available_providers()
+    if device.is_cuda and "CUDAExecutionProvider" in have:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+    precisions = ("fp32", "fp16", "bf16", "int8")
+    uses_opt_level = True
+
+    def availability(self) -> Availability:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            return Availability(False, reason=f"onnxruntime not importable: {exc}")
+        return Availability(True, f"{ort.__version__} ({', '.join(ort.get_available_providers())})")
+
+    def unsupported(self, spec: BuildSpec, model: ModelSpec, device: Device) -> str | None:
+        try:
+            self.recipe(spec)
+        except Unsupported as exc:
+            return str(exc)
+        return super().unsupported(spec, model, device)
+
+    def recipe(self, spec: BuildSpec) -> Recipe:
+        try:
+            return graph_recipe(spec.precision, spec.calib_method, spec.recipe_tool)
+        except RecipeUnavailable as exc:
+            raise Unsupported(f"onnxruntime {spec.precision}: {exc}") from exc
+
+    def build(self, ctx: BuildContext) -> OrtEngine:
+        import onnxruntime as ort
+
+        recipe = self.recipe(ctx.spec)
+        calib = ctx.calibration() if recipe.graph == "qdq-int8" else None
+        t0 = time.perf_counter()
+        model = apply_graph_recipe(ctx.cache, ctx.onnx, recipe, calib)
+        recipe_seconds = time.perf_counter() - t0
+        levels = [
+            ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        ]
+        so = ort.SessionOptions()
+        so.graph_optimization_level = (
+            levels[ctx.spec.opt_level] if ctx.spec.opt_level < 3 else ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        )
+        so.log_severity_level = 3
+        optimized = model.path.with_name(model.path.name + f".ortopt{ctx.spec.opt_level}.{id(self)}.tmp")
+        so.optimized_model_filepath = str(optimized)
+        t1 = time.perf_counter()
+        try:
+            sess = ort.InferenceSession(str(model.path), so, providers=_providers(ctx.device))
+        except Exception as exc:  # ORT raises its own Fail/InvalidGraph/NotImplemented types
+            msg = str(exc)
+            hint = "an operator or type this onnxruntime lacks" if "NOT_IMPLEMENTED" in msg else "see the log"
+            raise BuildFailed(
+                f"onnxruntime could not load {model.path.name} ({hint}): {msg[:800]}", [msg], "bad_alloc" in msg
+            ) from exc
+        session_seconds = time.perf_counter() - t1
+        layers = None
+        try:
+            import onnx
+
+            layers = len(onnx.load(str(optimized), load_external_data=False).graph.node)
+        except Exception:
+            pass  # the optimized-model dump is a nicety; not every provider writes it
+        finally:
+            optimized.unlink(missing_ok=True)
+            optimized.with_name(optimized.name + ".data").unlink(missing_ok=True)
+        from pytest_trt.recipes import count_qdq_nodes
+
+        extra: dict[str, Any] = {
+            "providers": sess.get_providers(),
+            "recipe_seconds": round(recipe_seconds, 4),
+            "session_seconds": round(session_seconds, 4),
+            "graph_nodes": model.node_count,
+            "graph_params": model.param_count,
+            "graph_bytes": model.file_size,
+        }
+        if recipe.graph == "qdq-int8":
+            extra["qdq_nodes"] = count_qdq_nodes(model.path)
+            assert calib is not None
+            extra["calibration"] = {"source": calib.source, "samples": len(calib), "method": recipe.calib_method}
+        info = EngineInfo(
+            backend=self.name,
+            backend_version=ort.__version__,
+            recipe=recipe,
+            build_seconds=recipe_seconds + session_seconds,
+            cached=not model.built and recipe.graph != "as-exported",
+            plan_bytes=model.file_size,
+            layers=layers,
+            engine_params=model.param_count,
+            io="host",
+            extra=extra,
+        )
+        return OrtEngine(sess, ctx.device, info)

@@ -1,0 +1,91 @@
+"""I/O plumbing shared by engines whose buffers are torch tensors (the torch and TensorRT backends).
+
+On CUDA every copy and launch goes to the engine's own non-default stream; host buffers are pinned so
+host<->device copies are truly asynchronous and comparable to trtexec's H2D/D2H figures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from pytest_trt.backends.base import Device, Engine, Feed
+
+
+class TorchFeed(Feed):
+    def __init__(self, host: torch.Tensor, dev: torch.Tensor) -> None:
+        self.host = host
+        self.dev = dev
+        self.batch = int(dev.shape[0])
+
+
+class TorchIOEngine(Engine):
+    """Implements the feed / copy / sync part of :class:`Engine` with torch tensors."""
+
+    input_dtype: torch.dtype = torch.float32
+
+    def __init__(self, device: Device) -> None:
+        self.device = device
+        self._stream = torch.cuda.Stream(device=device.torch) if device.is_cuda else None
+        self._host_out: dict[tuple[int, tuple[int, ...], torch.dtype], torch.Tensor] = {}
+
+    @property
+    def stream(self) -> torch.cuda.Stream | None:
+        return self._stream
+
+    @contextlib.contextmanager
+    def on_stream(self) -> Iterator[None]:
+        if self._stream is None:
+            yield
+        else:
+            with torch.cuda.stream(self._stream):
+                yield
+
+    def make_feed(self, x: np.ndarray) -> TorchFeed:
+        host = torch.from_numpy(np.ascontiguousarray(x)).to(self.input_dtype)
+        if self.device.is_cuda:
+            host = host.pin_memory()
+        with self.on_stream():
+            dev = host.to(self.device.torch, non_blocking=True)
+        self.sync()
+        return TorchFeed(host, dev)
+
+    def h2d(self, feed: Feed) -> None:
+        assert isinstance(feed, TorchFeed)
+        if self.device.is_cuda:
+            with self.on_stream():
+                feed.dev.copy_(feed.host, non_blocking=True)
+
+    def outputs(self, out: Any) -> list[torch.Tensor]:
+        if isinstance(out, torch.Tensor):
+            return [out]
+        if isinstance(out, dict):
+            return list(out.values())
+        return list(out)
+
+    def d2h(self, out: Any) -> list[np.ndarray]:
+        res = []
+        for i, t in enumerate(self.outputs(out)):
+            if not self.device.is_cuda:
+                res.append(t.detach().float().numpy() if t.dtype != torch.float32 else t.detach().numpy())
+                continue
+            k = (i, tuple(t.shape), t.dtype)
+            buf = self._host_out.get(k)
+            if buf is None:
+                buf = self._host_out[k] = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+            with self.on_stream():
+                buf.copy_(t, non_blocking=True)
+            res.append(buf.numpy())
+        return res
+
+    def run(self, x: np.ndarray) -> list[np.ndarray]:
+        outs = super().run(x)
+        return [o.astype(np.float32) if o.dtype != np.float32 and o.dtype.kind == "f" else o for o in outs]
+
+    def sync(self) -> None:
+        if self._stream is not None:
+            self._stream.synchronize()

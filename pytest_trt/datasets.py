@@ -1,0 +1,163 @@
+"""Inputs for evaluation and calibration: seeded synthetic tensors, ImageFolder datasets, sklearn digits.
+
+Evaluation and calibration samples never overlap: calibration draws from a different seed (synthetic)
+or from the part of the dataset after the evaluation samples, so int8 recipes are not calibrated on
+the very inputs they are judged on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
+
+
+class DatasetError(ValueError):
+    """A dataset path or file is unusable; the message names it and says what to do."""
+
+
+@dataclass(frozen=True)
+class Samples:
+    """N samples stacked on axis 0, with labels when the source has them."""
+
+    x: np.ndarray
+    labels: np.ndarray | None
+    source: str
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def digest(self) -> str:
+        h = hashlib.sha256(np.ascontiguousarray(self.x).tobytes())
+        if self.labels is not None:
+            h.update(np.ascontiguousarray(self.labels).tobytes())
+        return h.hexdigest()[:16]
+
+
+def synthetic(shape: tuple[int, ...], n: int, seed: int) -> Samples:
+    """Seeded standard-normal inputs: the scale of normalised images."""
+    rng = np.random.default_rng(seed)
+    return Samples(rng.standard_normal((n, *shape), dtype=np.float32), None, f"synthetic(seed={seed})")
+
+
+def load_image_folder(root: Path | str, size: int, limit: int, offset: int = 0) -> Samples:
+    """An ImageFolder tree (``root/<class>/<image>``, ImageNet validation layout) with the torchvision
+    classification preprocessing: resize to ``size*256/224``, centre crop ``size``, ImageNet normalise.
+    Classes are sorted names, so labels match torchvision's ImageNet indices for the standard layout.
+    """
+    from PIL import Image, UnidentifiedImageError
+    from torchvision import transforms
+
+    path = Path(root).expanduser()
+    if not path.exists():
+        raise DatasetError(f"--trt-dataset {path}: no such directory; pass an ImageFolder root")
+    if not path.is_dir():
+        raise DatasetError(f"--trt-dataset {path}: not a directory; pass an ImageFolder root")
+    classes = sorted(d.name for d in path.iterdir() if d.is_dir())
+    ranked = []
+    for ci, c in enumerate(classes):
+        imgs = sorted(f for f in (path / c).iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        ranked.extend((rank, ci, f) for rank, f in enumerate(imgs))
+    if not ranked:
+        raise DatasetError(
+            f"--trt-dataset {path}: no images found; expected {path}/<class>/<image> "
+            f"with suffixes {', '.join(IMAGE_SUFFIXES)}"
+        )
+    # Interleave classes so a small limit still covers many classes, deterministically.
+    ranked.sort(key=lambda t: (t[0], t[1]))
+    files = [(f, ci) for _, ci, f in ranked]
+    chosen = files[offset : offset + limit]
+    if not chosen:
+        raise DatasetError(f"--trt-dataset {path}: only {len(files)} images, none left after offset {offset}")
+    tf = transforms.Compose(
+        [
+            transforms.Resize(int(round(size * 256 / 224))),
+            transforms.CenterCrop(size),
+            transforms.ToTensor(),
+            transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
+    xs, ys = [], []
+    for f, ci in chosen:
+        try:
+            with Image.open(f) as im:
+                xs.append(tf(im.convert("RGB")).numpy())
+        except (UnidentifiedImageError, OSError) as exc:
+            raise DatasetError(f"--trt-dataset: cannot read image {f} ({exc}); remove or replace it") from exc
+        ys.append(ci)
+    return Samples(np.stack(xs).astype(np.float32), np.asarray(ys, dtype=np.int64), f"imagefolder:{path}")
+
+
+def digits_split(seed: int = 0) -> tuple[Samples, Samples]:
+    """scikit-learn's digits (1797 real 8x8 images, 10 labels): a fixed 70/30 train/test split."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = (d.images.astype(np.float32) / 16.0 - 0.5) / 0.5
+    x = x[:, None, :, :]
+    y = d.target.astype(np.int64)
+    order = np.random.default_rng(seed).permutation(len(y))
+    cut = int(0.7 * len(y))
+    tr, te = order[:cut], order[cut:]
+    return Samples(x[tr], y[tr], "sklearn-digits:train"), Samples(x[te], y[te], "sklearn-digits:test")
+
+
+def train_digits_classifier(model: nn.Module, seed: int = 0, epochs: int = 60) -> float:
+    """Full-batch Adam on the digits training split; deterministic on CPU; returns train accuracy."""
+    train, _ = digits_split(seed)
+    torch.manual_seed(seed)
+    x = torch.from_numpy(train.x)
+    y = torch.from_numpy(train.labels if train.labels is not None else np.zeros(0))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    with torch.random.fork_rng():
+        for _ in range(epochs):
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+    model.eval()
+    with torch.no_grad():
+        return float((model(x).argmax(1) == y).float().mean())
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where evaluation and calibration samples come from (set by --trt-dataset and friends)."""
+
+    dataset: str | None = None  # None: synthetic; "digits": sklearn digits; else an ImageFolder path
+    eval_samples: int = 16
+    calib_samples: int = 32
+    seed: int = 0
+
+
+def eval_samples(cfg: DataConfig, shape: tuple[int, ...], model_name: str) -> Samples:
+    if model_name == "digits_cnn":
+        _, test = digits_split(cfg.seed)
+        n = min(cfg.eval_samples, len(test)) if cfg.eval_samples > 0 else len(test)
+        return Samples(test.x[:n], test.labels[:n] if test.labels is not None else None, test.source)
+    if cfg.dataset and cfg.dataset != "digits" and len(shape) == 3:
+        return load_image_folder(cfg.dataset, shape[-1], cfg.eval_samples)
+    return synthetic(shape, cfg.eval_samples, cfg.seed)
+
+
+def calibration_samples(cfg: DataConfig, shape: tuple[int, ...], model_name: str) -> Samples:
+    if model_name == "digits_cnn":
+        train, _ = digits_split(cfg.seed)
+        return Samples(train.x[: cfg.calib_samples], None, "sklearn-digits:train")
+    if cfg.dataset and cfg.dataset != "digits" and len(shape) == 3:
+        try:
+            return load_image_folder(cfg.dataset, shape[-1], cfg.calib_samples, offset=cfg.eval_samples)
+        except DatasetError:
+            # Small dataset: calibrate on the evaluation images rather than not at all; the source says so.
+            s = load_image_folder(cfg.dataset, shape[-1], cfg.calib_samples)
+            return Samples(s.x, None, s.source + "(overlaps eval)")
+    return synthetic(shape, cfg.calib_samples, cfg.seed + 10_007)

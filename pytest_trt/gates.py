@@ -1,0 +1,169 @@
+"""Quality gates: per-precision thresholds on the metrics, with readable failure messages.
+
+A gate is ``METRIC OP VALUE`` where METRIC names a number in ``extra_info.quality``
+(``closeness@0.1``, ``top1_agreement``, ``accuracy_top1``, ``seg_closeness``, ``cosine``, ...),
+OP is ``>=`` or ``<=``, and VALUE is a number or ``Rxbase`` (R times the baseline's own value of the
+same metric, MLPerf-style: ``accuracy_top1>=0.99xbase``).  Defaults: fp32 strict, fp16 looser,
+int8 loosest.  Agreement and accuracy gates apply only where they mean something: with trained
+weights (random-weight logits are nearly tied) or labelled data.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pytest_trt import metrics
+
+_GATE = re.compile(r"^\s*([A-Za-z0-9_@.]+)\s*(>=|<=)\s*([0-9.eE+-]+)(xbase)?\s*$")
+
+
+class GateSyntaxError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Gate:
+    metric: str
+    op: str
+    value: float
+    relative: bool = False  # value is a factor of the baseline's own metric
+    needs_trained: bool = False  # only meaningful with trained weights or labels
+
+    @staticmethod
+    def parse(text: str) -> Gate:
+        m = _GATE.match(text)
+        if not m:
+            raise GateSyntaxError(
+                f"quality gate {text!r}: expected METRIC>=VALUE or METRIC<=VALUE (VALUE may be Rxbase), "
+                "e.g. 'closeness@0.1>=99' or 'accuracy_top1>=0.99xbase'"
+            )
+        metric = m.group(1)
+        return Gate(metric, m.group(2), float(m.group(3)), bool(m.group(4)), metric in TRAINED_ONLY)
+
+    def __str__(self) -> str:
+        return f"{self.metric}{self.op}{self.value:g}{'xbase' if self.relative else ''}"
+
+
+TRAINED_ONLY = {"top1_agreement", "top5_overlap", "accuracy_top1", "accuracy_top5", "miou"}
+
+DEFAULT_GATES: dict[str, tuple[str, ...]] = {
+    "fp32": ("closeness@0.01>=99", "top1_agreement>=0.99", "accuracy_top1>=0.999xbase", "seg_closeness>=99"),
+    "fp16": ("closeness@0.1>=99", "top1_agreement>=0.98", "accuracy_top1>=0.99xbase", "seg_closeness>=97"),
+    "bf16": ("closeness@0.2>=95", "top1_agreement>=0.95", "accuracy_top1>=0.98xbase", "seg_closeness>=95"),
+    "int8": ("closeness@1>=95", "top1_agreement>=0.90", "accuracy_top1>=0.97xbase", "seg_closeness>=90"),
+}
+
+
+def parse_overrides(lines: Iterable[str]) -> dict[str, list[Gate]]:
+    """``PRECISION:GATE`` lines (CLI/ini) -> gates per precision; ``*:`` applies to every precision."""
+    out: dict[str, list[Gate]] = {}
+    for line in lines:
+        if not line.strip():
+            continue
+        prec, sep, expr = line.partition(":")
+        if not sep:
+            raise GateSyntaxError(f"--trt-gate {line!r}: expected PRECISION:GATE, e.g. 'int8:closeness@1>=90'")
+        out.setdefault(prec.strip(), []).append(Gate.parse(expr))
+    return out
+
+
+def gates_for(precision: str, overrides: Mapping[str, list[Gate]] | None = None) -> list[Gate]:
+    """Defaults for ``precision``; an override of the same metric replaces the default."""
+    gates = {g.metric: g for g in (Gate.parse(s) for s in DEFAULT_GATES.get(precision, DEFAULT_GATES["fp32"]))}
+    for key in ("*", precision):
+        for g in (overrides or {}).get(key, []):
+            gates[g.metric] = g
+    return list(gates.values())
+
+
+def lookup(quality: Mapping[str, Any], metric: str, baseline: bool = False) -> float | None:
+    """Find ``metric`` in a quality dict (closeness@F, nested task metrics, error stats)."""
+    if metric.startswith("closeness@"):
+        curve = quality.get("closeness", {})
+        key = f"{float(metric.split('@', 1)[1]):g}"
+        return None if baseline else curve.get(key)
+    name = f"baseline_{metric}" if baseline else metric
+    for section in ("classification", "segmentation", "regression"):
+        sec = quality.get(section)
+        if isinstance(sec, dict) and name in sec:
+            v = sec[name]
+            return float(v) if v is not None else None
+    if name in quality and isinstance(quality[name], (int, float)):
+        return float(quality[name])
+    errs = quality.get("errors", {})
+    if name in errs and isinstance(errs[name], (int, float)):
+        return float(errs[name])
+    return None
+
+
+@dataclass
+class GateResult:
+    gate: Gate
+    value: float | None
+    required: float | None
+    passed: bool
+    skipped_reason: str | None = None
+    hint: str = ""
+
+    def line(self) -> str:
+        if self.skipped_reason:
+            return f"{self.gate}: not applied ({self.skipped_reason})"
+        verdict = "ok" if self.passed else "FAILED"
+        v = "n/a" if self.value is None else f"{self.value:.6g}"
+        r = "n/a" if self.required is None else f"{self.required:.6g}"
+        return f"{self.gate.metric} = {v} (required {self.gate.op} {r}) {verdict}{self.hint}"
+
+
+def evaluate(
+    gates: Iterable[Gate],
+    quality: Mapping[str, Any],
+    *,
+    trained: bool,
+    base: Any = None,
+    out: Any = None,
+) -> list[GateResult]:
+    """Check every gate against ``quality``; NaN/Inf in the output always fails."""
+    results = []
+    errs = quality.get("errors", {})
+    if errs.get("nan", 0) or errs.get("inf", 0):
+        g = Gate("nan_or_inf", "<=", 0)
+        results.append(GateResult(g, float(errs.get("nan", 0) + errs.get("inf", 0)), 0.0, False,
+                                  hint=f" ({errs.get('nan', 0)} NaN, {errs.get('inf', 0)} Inf in the output)"))
+    for g in gates:
+        if g.needs_trained and not trained:
+            results.append(GateResult(g, lookup(quality, g.metric), None, True,
+                                      skipped_reason="random weights: logits nearly tied, agreement not meaningful"))
+            continue
+        value = lookup(quality, g.metric)
+        if value is None:
+            continue  # the metric does not exist for this task or data (e.g. accuracy without labels)
+        required = g.value
+        if g.relative:
+            b = lookup(quality, g.metric, baseline=True)
+            if b is None:
+                continue
+            required = g.value * b
+        ok = (value >= required) if g.op == ">=" else (value <= required)
+        if math.isnan(value):
+            ok = False
+        hint = ""
+        if not ok and g.metric.startswith("closeness@") and base is not None and out is not None:
+            f = metrics.fraction_needed(base, out, required)
+            hint = f"; smallest f reaching {required:g}%: {f:.4g} (atol {f * metrics.p90_abs(base):.4g})"
+        elif not ok:
+            hint = f"; a gate of {g.metric}{g.op}{value:.6g} would pass"
+        results.append(GateResult(g, value, required, ok, hint=hint))
+    return results
+
+
+def failure_message(case_id: str, results: list[GateResult]) -> str | None:
+    failed = [r for r in results if not r.passed and not r.skipped_reason]
+    if not failed:
+        return None
+    lines = [f"quality gate failed for {case_id}:"] + [f"  {r.line()}" for r in failed]
+    lines.append("  (override with --trt-gate PRECISION:METRIC>=VALUE, ini trt_gates, or @pytest.mark.trt_quality)")
+    return "\n".join(lines)

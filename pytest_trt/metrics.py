@@ -1,0 +1,221 @@
+"""Output-quality metrics (pure numpy): engine output vs the PyTorch fp32 baseline, and vs labels.
+
+* closeness (reference study): share of elements with |base - out| <= f * p90(|base|), rtol = 0,
+  for f in 0.005 .. 1 -- the whole curve;
+* equality % (ArtTRT tables): ``isclose(rtol=1e-3, atol=1e-8)``;
+* Polygraphy-style error statistics, the smallest atol/rtol that would pass, NaN/Inf counts, cosine;
+* classification: top-1 agreement, top-5 overlap, per-rank MAE and disagreement (top 10), accuracy;
+* segmentation: segmentation closeness, IoU/Dice against the baseline mask, mIoU against labels;
+* regression: RMSE against ground truth (differences beyond a bound excluded) and vs the baseline.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+CLOSENESS_FRACTIONS = (0.005, 0.01, 0.1, 0.2, 0.5, 1.0)
+EPS = 2.2e-16  # Polygraphy's epsilon for zeros in the reference
+
+
+def _f64(a: np.ndarray) -> np.ndarray:
+    return np.asarray(a, dtype=np.float64)
+
+
+def p90_abs(base: np.ndarray) -> float:
+    b = np.abs(_f64(base))
+    b = b[np.isfinite(b)]
+    return float(np.percentile(b, 90)) if b.size else 0.0
+
+
+def closeness(base: np.ndarray, out: np.ndarray, fractions: Sequence[float] = CLOSENESS_FRACTIONS) -> dict[str, float]:
+    """Percent of elements within f * p90(|base|) of the baseline, for each f (NaN never counts)."""
+    b, o = _f64(base), _f64(out)
+    if b.shape != o.shape:
+        raise ValueError(f"closeness: shapes differ, baseline {b.shape} vs output {o.shape}")
+    scale = p90_abs(b)
+    diff = np.abs(b - o)
+    n = diff.size
+    res = {}
+    for f in fractions:
+        ok = diff <= f * scale  # NaN compares False: a NaN output is never close
+        res[f"{f:g}"] = 100.0 * float(np.count_nonzero(ok)) / n if n else 100.0
+    return res
+
+
+def fraction_needed(base: np.ndarray, out: np.ndarray, share_pct: float) -> float:
+    """The smallest f for which closeness reaches ``share_pct`` (inf if NaNs prevent it)."""
+    b, o = _f64(base), _f64(out)
+    diff = np.abs(b - o).ravel()
+    k = math.ceil(share_pct / 100.0 * diff.size)
+    if k <= 0:
+        return 0.0
+    diff = np.where(np.isnan(diff), np.inf, diff)
+    kth = float(np.partition(diff, k - 1)[k - 1])
+    scale = p90_abs(b)
+    if scale == 0.0:
+        return 0.0 if kth == 0.0 else math.inf
+    return kth / scale
+
+
+def equality_pct(base: np.ndarray, out: np.ndarray, rtol: float = 1e-3, atol: float = 1e-8) -> float:
+    eq = np.isclose(_f64(out), _f64(base), rtol=rtol, atol=atol)
+    return 100.0 * float(np.count_nonzero(eq)) / eq.size if eq.size else 100.0
+
+
+def error_stats(base: np.ndarray, out: np.ndarray) -> dict[str, Any]:
+    b, o = _f64(base), _f64(out)
+    finite = np.isfinite(o)
+    absd = np.abs(b - o)
+    reld = absd / (np.abs(b) + EPS)
+    fa, fr = absd[finite], reld[finite]
+
+    def stats(x: np.ndarray) -> dict[str, float]:
+        if x.size == 0:
+            return {"max": math.nan, "mean": math.nan, "median": math.nan, "p99": math.nan}
+        return {"max": float(x.max()), "mean": float(x.mean()), "median": float(np.median(x)),
+                "p99": float(np.percentile(x, 99))}
+
+    return {
+        "abs": stats(fa),
+        "rel": stats(fr),
+        # Smallest tolerances that pass every element, each used alone (rtol=0 / atol=0).
+        "min_atol": float(fa.max()) if fa.size and finite.all() else math.inf,
+        "min_rtol": float(fr.max()) if fr.size and finite.all() else math.inf,
+        "nan": int(np.isnan(o).sum()),
+        "inf": int(np.isinf(o).sum()),
+        "baseline_nan_or_inf": int((~np.isfinite(b)).sum()),
+        "cosine": cosine(b, o),
+    }
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    x, y = _f64(a).ravel(), _f64(b).ravel()
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        return math.nan
+    nx, ny = np.linalg.norm(x), np.linalg.norm(y)
+    if nx == 0 or ny == 0:
+        return 1.0 if nx == ny else 0.0
+    return float(np.dot(x, y) / (nx * ny))
+
+
+def _topk(logits: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k largest per row, largest first (stable for ties: lower index first)."""
+    order = np.argsort(-_f64(logits), axis=1, kind="stable")
+    return order[:, :k]
+
+
+def classification(base: np.ndarray, out: np.ndarray, labels: np.ndarray | None = None, ranks: int = 10) -> dict[str, Any]:
+    """Agreement of an engine's logits (N x C) with the baseline's, and accuracy when labelled."""
+    b, o = _f64(base).reshape(base.shape[0], -1), _f64(out).reshape(out.shape[0], -1)
+    n, c = b.shape
+    k = min(ranks, c)
+    tb, to = _topk(b, k), _topk(o, k)
+    k5 = min(5, c)
+    overlap = [len(set(tb[i, :k5]) & set(to[i, :k5])) / k5 for i in range(n)]
+    sb = -np.sort(-b, axis=1)[:, :k]
+    so = -np.sort(-o, axis=1)[:, :k]
+    res: dict[str, Any] = {
+        "top1_agreement": float(np.mean(tb[:, 0] == to[:, 0])),
+        "top5_overlap": float(np.mean(overlap)),
+        "rank_disagreement": [float(np.mean(tb[:, r] != to[:, r])) for r in range(k)],
+        "rank_mae": [float(np.mean(np.abs(sb[:, r] - so[:, r]))) for r in range(k)],
+        "samples": n,
+    }
+    if labels is not None:
+        res.update(accuracy(o, labels, prefix=""))
+        res.update(accuracy(b, labels, prefix="baseline_"))
+    return res
+
+
+def accuracy(logits: np.ndarray, labels: np.ndarray, prefix: str = "") -> dict[str, float]:
+    lg = _f64(logits).reshape(logits.shape[0], -1)
+    y = np.asarray(labels).reshape(-1)
+    top = _topk(lg, min(5, lg.shape[1]))
+    return {
+        f"{prefix}accuracy_top1": float(np.mean(top[:, 0] == y)),
+        f"{prefix}accuracy_top5": float(np.mean((top == y[:, None]).any(axis=1))),
+    }
+
+
+def segmentation(base: np.ndarray, out: np.ndarray, labels: np.ndarray | None = None, background: int = 0) -> dict[str, Any]:
+    """Per-pixel labels from N x C x H x W logits; closeness inside the baseline's foreground mask."""
+    lb = np.argmax(base, axis=1)
+    lo = np.argmax(out, axis=1)
+    return segmentation_labels(lb, lo, labels, background, num_classes=base.shape[1])
+
+
+def segmentation_labels(
+    lb: np.ndarray, lo: np.ndarray, labels: np.ndarray | None = None, background: int = 0, num_classes: int | None = None
+) -> dict[str, Any]:
+    fg_b = lb != background
+    fg_o = lo != background
+    mask = fg_b if fg_b.any() else np.ones_like(fg_b)
+    inter = np.count_nonzero(fg_b & fg_o)
+    union = np.count_nonzero(fg_b | fg_o)
+    total = np.count_nonzero(fg_b) + np.count_nonzero(fg_o)
+    res: dict[str, Any] = {
+        "seg_closeness": 100.0 * float(np.count_nonzero((lb == lo) & mask)) / float(np.count_nonzero(mask)),
+        "pixel_agreement": 100.0 * float(np.mean(lb == lo)),
+        "mask_iou": float(inter / union) if union else 1.0,
+        "mask_dice": float(2 * inter / total) if total else 1.0,
+        "baseline_foreground_pct": 100.0 * float(np.mean(fg_b)),
+    }
+    if labels is not None:
+        res["miou"] = mean_iou(lo, labels, num_classes)
+        res["baseline_miou"] = mean_iou(lb, labels, num_classes)
+    return res
+
+
+def mean_iou(pred: np.ndarray, labels: np.ndarray, num_classes: int | None = None, ignore: int = 255) -> float:
+    valid = labels != ignore
+    classes = np.unique(np.concatenate([labels[valid].ravel(), pred[valid].ravel()]))
+    if num_classes is not None:
+        classes = classes[classes < num_classes]
+    ious = []
+    for c in classes:
+        p, t = (pred == c) & valid, (labels == c) & valid
+        u = np.count_nonzero(p | t)
+        if u:
+            ious.append(np.count_nonzero(p & t) / u)
+    return float(np.mean(ious)) if ious else math.nan
+
+
+def regression(base: np.ndarray, out: np.ndarray, truth: np.ndarray | None = None, bound: float | None = 100.0) -> dict[str, Any]:
+    """RMSE vs ground truth excluding |diff| > bound (reference: +-100 K), and vs the baseline."""
+    b, o = _f64(base), _f64(out)
+
+    def rmse(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        d = x - y
+        keep = np.isfinite(d) if bound is None else np.isfinite(d) & (np.abs(d) <= bound)
+        excluded = 100.0 * (1 - float(np.mean(keep))) if d.size else 0.0
+        return (float(np.sqrt(np.mean(d[keep] ** 2))) if keep.any() else math.nan), excluded
+
+    r_base, ex_base = rmse(o, b)
+    res: dict[str, Any] = {"rmse_vs_baseline": r_base, "excluded_pct_vs_baseline": ex_base, "bound": bound}
+    if truth is not None:
+        t = _f64(truth)
+        res["rmse"], res["excluded_pct"] = rmse(o, t)
+        res["baseline_rmse"], _ = rmse(b, t)
+    return res
+
+
+def quality(task: str, base: np.ndarray, out: np.ndarray, labels: np.ndarray | None = None,
+            fractions: Sequence[float] = CLOSENESS_FRACTIONS, regression_bound: float | None = 100.0) -> dict[str, Any]:
+    """All metrics for one output of one configuration, keyed as stored in ``extra_info.quality``."""
+    q: dict[str, Any] = {
+        "closeness": closeness(base, out, fractions),
+        "equality_pct": equality_pct(base, out),
+        "errors": error_stats(base, out),
+        "p90_abs_baseline": p90_abs(base),
+    }
+    if task == "classification":
+        q["classification"] = classification(base, out, labels)
+    elif task == "segmentation":
+        q["segmentation"] = segmentation(base, out, labels)
+    elif task == "regression":
+        q["regression"] = regression(base, out, labels, regression_bound)
+    return q

@@ -1,0 +1,116 @@
+"""Networks defined in the package: image-to-field regression U-Nets and small CPU-sized models.
+
+The U-Net and Attention U-Net follow the usual encoder/decoder layout (image in, one-channel field
+out, as in the reference study's soot-temperature application); the small models exist so the
+plugin's own tests and the CPU smoke tier finish in seconds.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _conv_block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class AttentionGate(nn.Module):
+    """Additive attention on a skip connection (gating signal from the coarser decoder level)."""
+
+    def __init__(self, skip_ch: int, gate_ch: int, inter_ch: int) -> None:
+        super().__init__()
+        self.w_skip = nn.Conv2d(skip_ch, inter_ch, 1)
+        self.w_gate = nn.Conv2d(gate_ch, inter_ch, 1)
+        self.psi = nn.Sequential(nn.ReLU(inplace=True), nn.Conv2d(inter_ch, 1, 1), nn.Sigmoid())
+
+    def forward(self, skip: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+        return skip * self.psi(self.w_skip(skip) + self.w_gate(gate))
+
+
+class UNet(nn.Module):
+    """U-Net for dense regression; input H and W must be divisible by 2**depth."""
+
+    def __init__(
+        self, in_ch: int = 3, out_ch: int = 1, base: int = 32, depth: int = 4, attention: bool = False
+    ) -> None:
+        super().__init__()
+        chans = [base * 2**i for i in range(depth + 1)]
+        self.downs = nn.ModuleList()
+        prev = in_ch
+        for c in chans[:-1]:
+            self.downs.append(_conv_block(prev, c))
+            prev = c
+        self.pool = nn.MaxPool2d(2)
+        self.bottom = _conv_block(chans[-2], chans[-1])
+        self.ups = nn.ModuleList()
+        self.dec = nn.ModuleList()
+        self.gates = nn.ModuleList()
+        for c_hi, c_lo in zip(reversed(chans[1:]), reversed(chans[:-1]), strict=True):
+            self.ups.append(nn.ConvTranspose2d(c_hi, c_lo, 2, stride=2))
+            self.gates.append(AttentionGate(c_lo, c_lo, max(c_lo // 2, 1)) if attention else nn.Identity())
+            self.dec.append(_conv_block(2 * c_lo, c_lo))
+        self.head = nn.Conv2d(chans[0], out_ch, 1)
+        self.attention = attention
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for down in self.downs:
+            x = down(x)
+            skips.append(x)
+            x = self.pool(x)
+        x = self.bottom(x)
+        for up, gate, dec, skip in zip(self.ups, self.gates, self.dec, reversed(skips), strict=True):
+            x = up(x)
+            s = gate(skip, x) if self.attention else skip
+            x = dec(torch.cat([s, x], dim=1))
+        out: torch.Tensor = self.head(x)
+        return out
+
+
+class TinyCNN(nn.Module):
+    """A few conv layers: the model the plugin's own end-to-end tests build in seconds."""
+
+    def __init__(self, in_ch: int = 3, num_classes: int = 10, width: int = 16) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(in_ch, width, 3, padding=1),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(2 * width, 2 * width, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+        )
+        self.fc = nn.Linear(2 * width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.fc(torch.flatten(self.features(x), 1))
+        return out
+
+
+class DigitsCNN(TinyCNN):
+    """Classifier for scikit-learn's 8x8 digits (1 channel, 10 classes), trained in seconds on CPU."""
+
+    def __init__(self) -> None:
+        super().__init__(in_ch=1, num_classes=10, width=16)
+
+
+class SegHead(nn.Module):
+    """Returns only the main output of torchvision segmentation models (they return a dict)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.model(x)["out"]
+        return out

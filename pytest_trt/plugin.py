@@ -1,0 +1,230 @@
+"""pytest entry point (``pytest11: trt``): options, markers, parametrization, header, summary, JSON hooks."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+
+from pytest_trt import backends, matrix, options, results
+from pytest_trt.fixtures import (  # noqa: F401 - fixtures are registered by import
+    SESSION_KEY,
+    SETTINGS_KEY,
+    TrtSession,
+    trt_baseline,
+    trt_cache,
+    trt_case,
+    trt_engine,
+    trt_onnx,
+    trt_run,
+    trt_session,
+    trt_settings,
+)
+from pytest_trt.timing import VIRTUAL_CLOCK
+
+MARKERS = {
+    "gpu": "needs a CUDA GPU; skipped with the reason where there is none",
+    "tensorrt": "needs TensorRT; skipped with the reason where `import tensorrt` fails",
+    "smoke": "CPU smoke tier: small models, minutes on 2 cores",
+    "slow": "long-running (large models, full sweeps)",
+    "trt_matrix(models=None, task=None, tag=None, backends=None, precisions=None, batches=None, profiles=None, "
+    "opt_levels=None, static_batches=None, hws=None, dynamic_hw=False)": "the configurations this benchmark covers",
+    "trt_quality(**{precision: [gate, ...]})": "quality gates for this benchmark, e.g. int8=['closeness@1>=90']",
+}
+CLOCKS_KEY = pytest.StashKey[Any]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    options.addoptions(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+    settings = options.resolve(config)  # UsageError -> pytest exits 4 with the message
+    config.stash[SETTINGS_KEY] = settings
+    config.stash[SESSION_KEY] = TrtSession(settings, verbose=config.get_verbosity())
+    if settings.lock_clocks and not hasattr(config, "workerinput"):
+        from pytest_trt import clocks
+
+        config.stash[CLOCKS_KEY] = clocks.lock(settings.lock_clocks, settings.device)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    lock = config.stash.get(CLOCKS_KEY, None)
+    if lock is not None:
+        lock.restore()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    s = config.stash[SETTINGS_KEY]
+    lines = [f"pytest-trt: device {s.device.torch} ({s.device.name}); cache {config.stash[SESSION_KEY].cache.root}"]
+    for name in backends.NAMES:
+        mark = "*" if name in s.backends else " "
+        lines.append(f"  {mark} {backends.availability(name).header(name)}")
+    lines.append(
+        f"  matrix defaults: precisions {','.join(s.precisions)}; batches {','.join(map(str, s.batches))}; "
+        f"profiles {','.join(s.profiles)}; opt levels {','.join(map(str, s.opt_levels))}; weights {s.weights}"
+    )
+    lock = config.stash.get(CLOCKS_KEY, None)
+    if lock is not None:
+        lines.append(f"  clocks: {lock.message}")
+    return lines
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "trt_case" not in metafunc.fixturenames:
+        return
+    settings = metafunc.config.stash[SETTINGS_KEY]
+    req = matrix.Request.from_marker(metafunc.definition.get_closest_marker("trt_matrix"))
+    params = matrix.expand(req, settings)
+    metafunc.parametrize("trt_case", params, indirect=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "trt_run" not in getattr(item, "fixturenames", ()):
+            continue
+        # GPU (or host) time reaches pytest-benchmark only through the virtual clock in pedantic mode.
+        user = item.get_closest_marker("benchmark")
+        kwargs = dict(user.kwargs) if user else {}
+        kwargs["timer"] = VIRTUAL_CLOCK
+        kwargs.setdefault("disable_gc", True)
+        item.add_marker(pytest.mark.benchmark(**kwargs))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    s = item.config.stash[SETTINGS_KEY]
+    if item.get_closest_marker("gpu") and not s.device.is_cuda:
+        pytest.skip("needs a CUDA GPU (none visible; --trt-device cpu or no NVIDIA driver)")
+    if item.get_closest_marker("tensorrt"):
+        a = backends.availability("tensorrt")
+        if not a.ok:
+            pytest.skip(f"needs TensorRT: {a.reason}")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    report = yield
+    callspec = getattr(item, "callspec", None)
+    case = callspec.params.get("trt_case") if callspec else None
+    if isinstance(case, matrix.Case) and report.skipped and report.when in ("setup", "call"):
+        sess = item.config.stash[SESSION_KEY]
+        rec = sess.records.get(case.id)
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        if rec is None:
+            sess.records[case.id] = {"id": case.id, "nodeid": item.nodeid, "status": "skipped", "message": reason,
+                                     "extra_info": {**case.params(), "status": "skipped"}}
+        elif rec["status"] == "pending":
+            rec["status"] = rec["extra_info"]["status"] = "skipped"
+            rec["message"] = reason
+    return report
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
+    from pytest_trt import telemetry
+
+    machine_info["pytest_trt"] = telemetry.machine_info()
+    s = config.stash.get(SETTINGS_KEY, None)
+    if s is not None:
+        machine_info["pytest_trt"]["device"] = s.device.torch
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list[Any], output_json: dict[str, Any]) -> None:
+    results.add_percentiles(benchmarks, output_json)
+    results.sanitize_extra_info(output_json)
+    sess = config.stash.get(SESSION_KEY, None)
+    if sess is not None:
+        output_json["pytest_trt"] = results.session_section(
+            sess.records.values(), sess.settings, sess.cache.stats.summary()
+        )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    sess = config.stash.get(SESSION_KEY, None)
+    if sess is None or hasattr(config, "workerinput") and not sess.records:
+        return
+    s = sess.settings
+    if s.json_path is not None:
+        from pytest_trt import telemetry
+
+        payload = results.session_section(sess.records.values(), s, sess.cache.stats.summary())
+        payload["machine_info"] = {"pytest_trt": telemetry.machine_info()}
+        results.write_records(s.json_path, payload)
+    if s.baseline is not None:
+        from pytest_trt import compare
+
+        verdicts = compare.gate_session(s.baseline, list(sess.records.values()))
+        config.stash[_GATE_KEY] = verdicts
+        if any(v.verdict in compare.FAILING for v in verdicts) and session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_GATE_KEY = pytest.StashKey[Any]()
+
+
+def _fmt(x: Any, spec: str = ".3f") -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    sess = config.stash.get(SESSION_KEY, None)
+    if sess is None or not sess.records:
+        return
+    tr = terminalreporter
+    tr.write_sep("=", "pytest-trt results")
+    rows = sorted(sess.records.values(), key=lambda r: r["id"])
+    tr.write_line(f"{'case':58} {'status':14} {'median ms':>10} {'p99 ms':>9} {'samples/s':>11} "
+                  f"{'close@0.1':>9} {'valid':>5}")
+    eager: dict[tuple[Any, ...], float] = {}
+    for r in rows:
+        ei = r["extra_info"]
+        if ei.get("backend") == "torch" and ei.get("precision") == "fp32" and ei.get("throughput_samples_per_s"):
+            eager[(ei["model"], ei["batch"], ei.get("hw"))] = ei["throughput_samples_per_s"]
+    notes = []
+    for r in rows:
+        ei = r["extra_info"]
+        lat = (ei.get("latency_ms") or {}).get("model", {})
+        close = ((ei.get("quality") or {}).get("closeness") or {}).get("0.1")
+        valid = ei.get("valid")
+        tr.write_line(
+            f"{r['id'][:58]:58} {r['status']:14} {_fmt(lat.get('median')):>10} {_fmt(lat.get('p99')):>9} "
+            f"{_fmt(ei.get('throughput_samples_per_s'), '.1f'):>11} {_fmt(close, '.2f'):>9} "
+            f"{'-' if valid is None else ('yes' if valid else 'NO'):>5}"
+        )
+        for reason in (ei.get("validity") or {}).get("reasons", []):
+            notes.append(f"{r['id']}: {reason}")
+        if r["status"] in ("build_failed", "oom", "run_failed") and r.get("message"):
+            notes.append(f"{r['id']}: {r['status']}: {str(r['message'])[:200]}")
+    speedups = []
+    for r in rows:
+        ei = r["extra_info"]
+        base = eager.get((ei.get("model"), ei.get("batch"), ei.get("hw")))
+        thr = ei.get("throughput_samples_per_s")
+        if base and thr and not (ei.get("backend") == "torch" and ei.get("precision") == "fp32"):
+            ratio = ((ei.get("throughput") or {}).get("p99_over_p50"))
+            speedups.append(f"  {r['id']}: {thr / base:.2f}x torch fp32 eager; p99/p50 {_fmt(ratio, '.2f')}")
+    if speedups:
+        tr.write_sep("-", "speed-up against torch fp32 eager (same model, batch)")
+        for line in speedups:
+            tr.write_line(line)
+    if notes:
+        tr.write_sep("-", "validity and failures")
+        for n in notes[:50]:
+            tr.write_line(f"  {n}")
+    tr.write_line(f"pytest-trt cache ({sess.cache.root}): {sess.cache.stats.summary()}")
+    verdicts = config.stash.get(_GATE_KEY, None)
+    if verdicts:
+        from pytest_trt import compare
+
+        tr.write_sep("-", f"regression gate against {sess.settings.baseline}")
+        for v in verdicts:
+            if v.verdict != "unchanged":
+                tr.write_line(f"  {v.verdict:10} {v.key}: {v.reason}")
+        bad = [v for v in verdicts if v.verdict in compare.FAILING]
+        tr.write_line(f"  {len(bad)} regression(s) among {len(verdicts)} compared results")

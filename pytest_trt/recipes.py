@@ -1,0 +1,213 @@
+"""Precision recipes: how a precision is obtained, recorded in every result as ``extra_info.recipe``.
+
+Two kinds exist because TensorRT 11 removed weak typing:
+
+* builder-level (TensorRT <= 10, weakly typed): the ONNX stays fp32 and builder flags (FP16, BF16,
+  INT8 + an entropy calibrator) pick the precision;
+* graph-level (strongly typed, the only route on TensorRT 11; also what ONNX Runtime runs): the
+  precision lives in the ONNX graph, converted here to fp16 (fp32 I/O kept) or quantized to int8
+  with explicit, symmetric, per-channel Q/DQ nodes from calibration data.
+
+The graph-level transforms in this module are backend-neutral and cached like every artifact, so
+the onnxruntime backend builds and checks the very same fp16 / int8-QDQ models on CPU.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from pytest_trt.cache import ArtifactCache
+from pytest_trt.datasets import Samples
+from pytest_trt.export import OnnxModel, graph_facts, load_checked, onnx_model_from_artifact
+
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+CALIB_METHODS = ("entropy", "minmax", "percentile")
+
+
+class RecipeUnavailable(RuntimeError):
+    """The precision cannot be produced here (missing package or unsupported combination)."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    precision: str
+    name: str
+    graph: str = "as-exported"  # as-exported | fp16-converted | bf16-converted | qdq-int8
+    tool: str = ""  # the converter used for graph recipes
+    builder_flags: tuple[str, ...] = ()  # TensorRT builder flags (weakly typed recipes only)
+    strongly_typed: bool = False
+    tf32: bool | None = None
+    calibrator: str | None = None  # e.g. "IInt8EntropyCalibrator2" for implicit int8
+    calib_method: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["builder_flags"] = list(self.builder_flags)
+        return d
+
+
+def has_module(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
+
+
+def graph_recipe(precision: str, calib_method: str = "entropy", prefer: str = "auto") -> Recipe:
+    """The graph-level recipe for ``precision`` with the best converter installed here.
+
+    ``prefer``: auto (ModelOpt when installed, else onnxconverter-common / onnxruntime), modelopt, ort.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    use_modelopt = prefer == "modelopt" or (prefer == "auto" and has_module("modelopt"))
+    if precision == "fp32":
+        return Recipe("fp32", "fp32", tool="none")
+    if precision in ("fp16", "bf16"):
+        if use_modelopt:
+            return Recipe(
+                precision, f"onnx-{precision}-autocast", graph=f"{precision}-converted",
+                tool="modelopt.autocast", strongly_typed=True, details={"keep_io_types": True},
+            )
+        if precision == "bf16":
+            raise RecipeUnavailable(
+                "a bf16 ONNX graph needs NVIDIA ModelOpt AutoCast (pip install nvidia-modelopt); "
+                "onnxconverter-common converts to fp16 only"
+            )
+        return Recipe(
+            "fp16", "onnx-fp16-keepio", graph="fp16-converted", tool="onnxconverter-common",
+            strongly_typed=True, details={"keep_io_types": True},
+        )
+    # int8
+    tool = "modelopt.quantize" if use_modelopt else "onnxruntime.quantize_static"
+    return Recipe(
+        "int8", f"onnx-qdq-int8-{calib_method}", graph="qdq-int8", tool=tool, strongly_typed=True,
+        calib_method=calib_method,
+        details={"symmetric_activations": True, "symmetric_weights": True, "per_channel": True},
+    )
+
+
+class _Reader:
+    """onnxruntime CalibrationDataReader over stacked samples, ``batch`` at a time."""
+
+    def __init__(self, input_name: str, x: np.ndarray, batch: int) -> None:
+        self.feeds = [{input_name: x[i : i + batch]} for i in range(0, len(x), batch)]
+        self.i = 0
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if self.i >= len(self.feeds):
+            return None
+        self.i += 1
+        return self.feeds[self.i - 1]
+
+    def rewind(self) -> None:
+        self.i = 0
+
+
+def _fp16_onnxconverter(src: Path, dst: Path) -> None:
+    from onnxconverter_common import float16
+
+    m = load_checked(src)
+    # keep_io_types: callers feed and read fp32, as with the TensorRT strongly typed recipe.
+    m16 = float16.convert_float_to_float16(m, keep_io_types=True, disable_shape_infer=False)
+    onnx.save_model(m16, str(dst))
+
+
+def _autocast(src: Path, dst: Path, low: str) -> None:
+    from modelopt.onnx.autocast import convert_to_mixed_precision
+
+    onnx.save_model(
+        convert_to_mixed_precision(onnx_path=str(src), low_precision_type=low, keep_io_types=True), str(dst)
+    )
+
+
+def _qdq_ort(src: Path, dst: Path, input_name: str, calib: Samples, method: str) -> None:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    methods = {
+        "entropy": CalibrationMethod.Entropy,
+        "minmax": CalibrationMethod.MinMax,
+        "percentile": CalibrationMethod.Percentile,
+    }
+    quantize_static(
+        str(src),
+        str(dst),
+        calibration_data_reader=_Reader(input_name, calib.x, batch=4),
+        quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        calibrate_method=methods[method],
+        # TensorRT accepts only symmetric (zero-point 0) quantization.
+        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
+    )
+
+
+def _qdq_modelopt(src: Path, dst: Path, input_name: str, calib: Samples, method: str) -> None:
+    from modelopt.onnx.quantization import quantize
+
+    quantize(
+        onnx_path=str(src), quantize_mode="int8", calibration_data={input_name: calib.x},
+        calibration_method="max" if method == "minmax" else "entropy", output_path=str(dst),
+    )
+
+
+def apply_graph_recipe(
+    cache: ArtifactCache, base: OnnxModel, recipe: Recipe, calib: Samples | None = None
+) -> OnnxModel:
+    """Return the ONNX model that carries ``recipe``'s precision (the input itself for fp32)."""
+    if recipe.graph == "as-exported":
+        return base
+    key: dict[str, Any] = {"base_onnx": base.sha256, "recipe": recipe.as_dict()}
+    if recipe.graph == "qdq-int8":
+        if calib is None:
+            raise RecipeUnavailable("int8 needs calibration samples")
+        key["calibration"] = {"digest": calib.digest(), "n": len(calib), "source": calib.source}
+    key["tool_versions"] = _tool_versions(recipe.tool)
+
+    def build(tmp: Path) -> dict[str, Any]:
+        out = tmp.with_suffix(".recipe.onnx")
+        try:
+            if recipe.graph == "fp16-converted" and recipe.tool == "onnxconverter-common":
+                _fp16_onnxconverter(base.path, out)
+            elif recipe.graph in ("fp16-converted", "bf16-converted"):
+                _autocast(base.path, out, recipe.precision)
+            elif recipe.tool == "modelopt.quantize":
+                assert calib is not None
+                _qdq_modelopt(base.path, out, base.input_name, calib, recipe.calib_method or "entropy")
+            else:
+                assert calib is not None
+                _qdq_ort(base.path, out, base.input_name, calib, recipe.calib_method or "entropy")
+            m = load_checked(out)
+            onnx.save_model(m, str(tmp))
+        finally:
+            out.unlink(missing_ok=True)
+        return {"exporter": base.exporter, **graph_facts(m)}
+
+    art = cache.get_or_build(f"onnx-{recipe.graph}", key, ".onnx", build)
+    return onnx_model_from_artifact(art, base.opset)
+
+
+def _tool_versions(tool: str) -> dict[str, str]:
+    import onnxruntime
+
+    out = {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
+    if tool == "onnxconverter-common":
+        import onnxconverter_common
+
+        out["onnxconverter_common"] = getattr(onnxconverter_common, "__version__", "?")
+    if tool.startswith("modelopt"):
+        import modelopt
+
+        out["modelopt"] = getattr(modelopt, "__version__", "?")
+    return out
+
+
+def count_qdq_nodes(path: Path) -> dict[str, int]:
+    m = onnx.load(str(path), load_external_data=False)
+    ops = [n.op_type for n in m.graph.node]
+    return {"QuantizeLinear": ops.count("QuantizeLinear"), "DequantizeLinear": ops.count("DequantizeLinear")}

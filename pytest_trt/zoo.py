@@ -1,0 +1,258 @@
+"""Model zoo: name -> factory, input spec, task and weight source.
+
+Weights: ``pretrained`` loads torchvision's published weights (they must already be in the torch hub
+cache when the machine is offline), ``random`` is a seeded initialisation, ``file:PATH`` loads a state
+dict with ``torch.load(weights_only=True)``, and ``auto`` (default) takes pretrained weights when they
+are available offline and seeded random weights otherwise.  The source actually used is returned so
+that every result records it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from pytest_trt import networks
+
+TASKS = ("classification", "segmentation", "regression")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """Per-sample input (batch excluded). ``hw_range`` makes height/width dynamic (min, opt, max)."""
+
+    shape: tuple[int, ...]
+    name: str = "input"
+    dtype: str = "float32"
+    hw_range: tuple[int, int, int] | None = None
+    hw_multiple: int = 1  # H and W must be multiples of this (U-Net pooling depth)
+
+    def with_hw(self, hw: int | None) -> tuple[int, ...]:
+        if hw is None or len(self.shape) != 3:
+            return self.shape
+        return (self.shape[0], hw, hw)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    task: str
+    factory: Callable[[], nn.Module]
+    input: InputSpec
+    num_classes: int | None = None
+    torchvision_weights: str | None = None  # e.g. "ResNet18_Weights.IMAGENET1K_V1"
+    trainer: Callable[[nn.Module, int], None] | None = None  # in-package trained weights
+    family: str = ""
+    tags: frozenset[str] = field(default_factory=frozenset)
+    description: str = ""
+    output_name: str = "output"
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register(spec: ModelSpec) -> ModelSpec:
+    if spec.task not in TASKS:
+        raise ValueError(f"model {spec.name!r}: unknown task {spec.task!r}; choose one of {TASKS}")
+    if spec.name in _REGISTRY:
+        raise ValueError(f"model {spec.name!r} is already registered")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def get(name: str) -> ModelSpec:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown model {name!r}; registered models: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def names(task: str | None = None, tag: str | None = None) -> list[str]:
+    return [
+        n
+        for n, s in _REGISTRY.items()
+        if (task is None or s.task == task) and (tag is None or tag in s.tags)
+    ]
+
+
+def _tv(builder: str, **kwargs: Any) -> Callable[[], nn.Module]:
+    def make() -> nn.Module:
+        import torchvision.models as tvm
+        import torchvision.models.segmentation as tvs
+
+        fn = getattr(tvm, builder, None) or getattr(tvs, builder)
+        # weights_backbone=None: torchvision would otherwise download ImageNet backbone weights.
+        return fn(weights=None, **kwargs)  # type: ignore[no-any-return]
+
+    return make
+
+
+def _seg(builder: str) -> Callable[[], nn.Module]:
+    inner = _tv(builder, weights_backbone=None, num_classes=21)
+    return lambda: networks.SegHead(inner())
+
+
+_IMAGENET = InputSpec((3, 224, 224))
+for _name, _w in [
+    ("mobilenet_v2", "MobileNet_V2_Weights.IMAGENET1K_V1"),
+    ("resnet18", "ResNet18_Weights.IMAGENET1K_V1"),
+    ("resnet34", "ResNet34_Weights.IMAGENET1K_V1"),
+    ("resnet50", "ResNet50_Weights.IMAGENET1K_V1"),
+    ("resnet101", "ResNet101_Weights.IMAGENET1K_V1"),
+    ("resnet152", "ResNet152_Weights.IMAGENET1K_V1"),
+]:
+    register(
+        ModelSpec(
+            _name, "classification", _tv(_name), _IMAGENET, 1000, _w, family="torchvision",
+            tags=frozenset({"imagenet"}), description=f"torchvision {_name}, ImageNet classifier",
+        )
+    )
+
+_SEG_INPUT = InputSpec((3, 512, 512), hw_range=(320, 640, 960), hw_multiple=8)
+for _name, _w in [
+    ("deeplabv3_resnet50", "DeepLabV3_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1"),
+    ("fcn_resnet50", "FCN_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1"),
+    ("lraspp_mobilenet_v3_large", "LRASPP_MobileNet_V3_Large_Weights.COCO_WITH_VOC_LABELS_V1"),
+]:
+    register(
+        ModelSpec(
+            _name, "segmentation", _seg(_name), _SEG_INPUT, 21, _w, family="torchvision",
+            description=f"torchvision {_name}, 21-class VOC segmentation",
+        )
+    )
+
+register(
+    ModelSpec(
+        "unet", "regression", lambda: networks.UNet(3, 1, base=32, depth=4),
+        InputSpec((3, 256, 256), hw_range=(128, 256, 512), hw_multiple=16),
+        family="pytest-trt", description="U-Net image-to-field regression (3->1 channels)",
+    )
+)
+register(
+    ModelSpec(
+        "attention_unet", "regression", lambda: networks.UNet(3, 1, base=32, depth=4, attention=True),
+        InputSpec((3, 256, 256), hw_range=(128, 256, 512), hw_multiple=16),
+        family="pytest-trt", description="Attention U-Net image-to-field regression",
+    )
+)
+# Small models: the plugin's own tests and the CPU smoke tier.
+register(
+    ModelSpec(
+        "tinycnn", "classification", lambda: networks.TinyCNN(3, 10), InputSpec((3, 32, 32)), 10,
+        family="pytest-trt", tags=frozenset({"smoke", "tiny"}), description="4-layer CNN for tests",
+    )
+)
+register(
+    ModelSpec(
+        "unet_small", "regression", lambda: networks.UNet(3, 1, base=8, depth=3),
+        InputSpec((3, 64, 64), hw_range=(32, 64, 128), hw_multiple=8),
+        family="pytest-trt", tags=frozenset({"smoke", "tiny"}), description="small U-Net for the smoke tier",
+    )
+)
+
+
+def _train_digits(model: nn.Module, seed: int) -> None:
+    from pytest_trt.datasets import train_digits_classifier
+
+    train_digits_classifier(model, seed=seed)
+
+
+register(
+    ModelSpec(
+        "digits_cnn", "classification", networks.DigitsCNN, InputSpec((1, 8, 8)), 10,
+        trainer=_train_digits, family="pytest-trt", tags=frozenset({"smoke", "tiny", "labelled"}),
+        description="CNN trained in seconds on scikit-learn's digits (real labels)",
+    )
+)
+
+
+# -- weights -----------------------------------------------------------------------------------
+
+
+class WeightsUnavailable(RuntimeError):
+    """Requested weights cannot be loaded here (offline, missing file); the message says what to do."""
+
+
+WEIGHT_CHOICES = ("auto", "pretrained", "random", "file:PATH")
+
+
+def _torchvision_weights(spec: ModelSpec) -> Any:
+    import torchvision.models as tvm
+
+    assert spec.torchvision_weights
+    enum_name, member = spec.torchvision_weights.split(".")
+    enum = getattr(tvm, enum_name, None)
+    if enum is None:
+        import torchvision.models.segmentation as tvs
+
+        enum = getattr(tvs, enum_name)
+    return getattr(enum, member)
+
+
+def pretrained_available_offline(spec: ModelSpec) -> bool:
+    if spec.trainer is not None:
+        return True
+    if spec.torchvision_weights is None:
+        return False
+    try:
+        w = _torchvision_weights(spec)
+    except (AttributeError, ImportError):
+        return False
+    return (Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(w.url)).exists()
+
+
+def load_model(spec: ModelSpec, weights: str = "auto", seed: int = 0) -> tuple[nn.Module, str]:
+    """Instantiate ``spec`` in eval mode with the requested weights; return (model, weight source)."""
+    if weights == "auto":
+        weights = "pretrained" if pretrained_available_offline(spec) else "random"
+    torch.manual_seed(seed)
+    model = spec.factory()
+    if weights == "random":
+        source = f"random(seed={seed})"
+    elif weights == "pretrained":
+        source = _load_pretrained(spec, model, seed)
+    elif weights.startswith("file:"):
+        path = Path(weights[5:]).expanduser()
+        if not path.is_file():
+            raise WeightsUnavailable(f"--trt-weights {weights}: no such file {path}")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)  # never unpickle objects
+            model.load_state_dict(state)
+        except Exception as exc:
+            raise WeightsUnavailable(
+                f"--trt-weights {weights}: cannot load a state dict for {spec.name} from {path}: {exc}"
+            ) from exc
+        from pytest_trt.cache import sha256_file
+
+        source = f"file:{path.name}@{sha256_file(path)[:12]}"
+    else:
+        raise WeightsUnavailable(f"--trt-weights {weights!r}: choose one of {', '.join(WEIGHT_CHOICES)}")
+    return model.eval(), source
+
+
+def _load_pretrained(spec: ModelSpec, model: nn.Module, seed: int) -> str:
+    if spec.trainer is not None:
+        spec.trainer(model, seed)
+        return f"trained-in-package(seed={seed})"
+    if spec.torchvision_weights is None:
+        raise WeightsUnavailable(
+            f"model {spec.name} has no published weights; use --trt-weights random or file:PATH"
+        )
+    w = _torchvision_weights(spec)
+    try:
+        state = w.get_state_dict(progress=False, check_hash=True)
+    except Exception as exc:
+        ckpt = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(w.url)
+        raise WeightsUnavailable(
+            f"pretrained weights {spec.torchvision_weights} for {spec.name} could not be loaded ({exc}); "
+            f"place the checkpoint at {ckpt}, or use --trt-weights random"
+        ) from exc
+    target = model.model if isinstance(model, networks.SegHead) else model
+    target.load_state_dict(state, strict=False)
+    return f"torchvision:{spec.torchvision_weights}"
