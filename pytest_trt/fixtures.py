@@ -203,11 +203,12 @@ class TrtRun:
 
     @property
     def benchmark(self) -> Any:
-        return self.request.getfixturevalue("benchmark")
+        return self.request.node.funcargs["benchmark"]
 
     @property
     def engine(self) -> Engine:
         if self._engine is None:
+            self.record["extra_info"]["weights"] = self.session.model(self.case.model)[1]
             try:
                 self._engine = self.session.engine(self.case, self.req)
             except BuildFailed as exc:
@@ -345,7 +346,10 @@ def trt_case(request: pytest.FixtureRequest) -> Case:
 
 
 @pytest.fixture
-def trt_run(trt_case: Case, trt_session: TrtSession, request: pytest.FixtureRequest) -> Iterator[TrtRun]:
+def trt_run(
+    trt_case: Case, trt_session: TrtSession, request: pytest.FixtureRequest, benchmark: Any
+) -> Iterator[TrtRun]:
+    """Build, evaluate and time the configuration ``trt_case`` (``benchmark`` records the timing)."""
     req = Request.from_marker(request.node.get_closest_marker("trt_matrix"))
     run = TrtRun(trt_case, req, trt_session, request)
     if trt_session.settings.device.is_cuda:
