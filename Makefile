@@ -28,7 +28,7 @@ smoke: venv
 typings: venv
 	@if [ ! -f typings/tensorrt/__init__.pyi ]; then \
 	  d=$$(mktemp -d) && $(BIN)/python -m pip download -q --no-deps -d $$d tensorrt-stubs==$(STUBS_VERSION) && \
-	  $(BIN)/python -c "import sys,zipfile; z=zipfile.ZipFile(sys.argv[1]); [z.extract(n,'typings') for n in z.namelist() if n.startswith(('tensorrt/','tensorrt_bindings/'))]" $$d/*.whl; \
+	  $(BIN)/python .ci/trt_stubs.py $$d/*.whl typings; \
 	fi
 
 lint: venv

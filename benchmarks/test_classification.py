@@ -19,7 +19,9 @@ def test_classification(trt_run: TrtRun) -> None:
 
 
 @pytest.mark.smoke
-@pytest.mark.trt_matrix(models=["tinycnn", "digits_cnn"], batches=[1, 8], backends=["onnxruntime", "torch", "tensorrt"])
+@pytest.mark.trt_matrix(
+    models=["tinycnn", "digits_cnn"], batches=[1, 8], backends=["onnxruntime", "torch", "tensorrt"]
+)
 def test_classification_smoke(trt_run: TrtRun) -> None:
     """Small models on every precision recipe; digits_cnn is trained on real labels, so accuracy is real."""
     trt_run.run()

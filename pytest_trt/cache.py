@@ -171,7 +171,9 @@ class ArtifactCache:
             problem = f"unreadable metadata ({exc})"
         if problem is None:
             return meta
-        warnings.warn(f"discarding cached artifact {path}: {problem}; rebuilding it", CacheWarning, stacklevel=3)
+        warnings.warn(
+            f"discarding cached artifact {path}: {problem}; rebuilding it", CacheWarning, stacklevel=3
+        )
         self.stats.bump(self.stats.discarded, path.parent.parent.name)
         for p in (path, meta_file):
             with contextlib.suppress(FileNotFoundError):
@@ -184,9 +186,7 @@ class ArtifactCache:
             with contextlib.suppress(OSError):
                 stale.unlink()
 
-    def get_or_build(
-        self, kind: str, key_parts: Mapping[str, Any], suffix: str, build: Builder
-    ) -> Artifact:
+    def get_or_build(self, kind: str, key_parts: Mapping[str, Any], suffix: str, build: Builder) -> Artifact:
         """Return the cached artifact for ``key_parts`` or build it exactly once across processes.
 
         ``build(tmp_path)`` writes the artifact to ``tmp_path`` and may return extra metadata

@@ -46,17 +46,23 @@ def target_mhz(requested: str, handle: Any, nv: Any) -> int:
 
 def lock(requested: str, device: Device) -> ClockLock:
     if not device.is_cuda:
-        return ClockLock(requested, False, f"--trt-lock-clocks {requested}: no GPU (device {device.torch}); ignored")
+        return ClockLock(
+            requested, False, f"--trt-lock-clocks {requested}: no GPU (device {device.torch}); ignored"
+        )
     nv = telemetry.nvml()
     handles = telemetry.visible_handles()
     if nv is None or device.index >= len(handles):
-        return ClockLock(requested, False, f"--trt-lock-clocks {requested}: NVML unavailable ({telemetry.nvml_error()})")
+        return ClockLock(
+            requested, False, f"--trt-lock-clocks {requested}: NVML unavailable ({telemetry.nvml_error()})"
+        )
     handle = handles[device.index][1]
     try:
         mhz = target_mhz(requested, handle, nv)
         nv.nvmlDeviceSetGpuLockedClocks(handle, mhz, mhz)
     except Exception as exc:  # NVMLError_NoPermission, NotSupported, ...
-        return ClockLock(requested, False, f"--trt-lock-clocks {requested} refused: {exc}; clocks left as they are")
+        return ClockLock(
+            requested, False, f"--trt-lock-clocks {requested} refused: {exc}; clocks left as they are"
+        )
     cl = ClockLock(requested, True, f"SM clock locked at {mhz} MHz", handle)
     atexit.register(cl.restore)  # also on an interrupted session
     return cl

@@ -62,7 +62,7 @@ def load_image_folder(root: Path | str, size: int, limit: int, offset: int = 0) 
     if not path.is_dir():
         raise DatasetError(f"--trt-dataset {path}: not a directory; pass an ImageFolder root")
     classes = sorted(d.name for d in path.iterdir() if d.is_dir())
-    ranked = []
+    ranked: list[tuple[int, int, Path]] = []
     for ci, c in enumerate(classes):
         imgs = sorted(f for f in (path / c).iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
         ranked.extend((rank, ci, f) for rank, f in enumerate(imgs))
@@ -79,7 +79,7 @@ def load_image_folder(root: Path | str, size: int, limit: int, offset: int = 0) 
         raise DatasetError(f"--trt-dataset {path}: only {len(files)} images, none left after offset {offset}")
     tf = transforms.Compose(
         [
-            transforms.Resize(int(round(size * 256 / 224))),
+            transforms.Resize(round(size * 256 / 224)),
             transforms.CenterCrop(size),
             transforms.ToTensor(),
             transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),

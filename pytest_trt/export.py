@@ -85,7 +85,9 @@ def load_checked(path: Path | str) -> onnx.ModelProto:
     if not p.exists():
         raise OnnxModelError(f"ONNX file {p} does not exist; export the model first or fix the path")
     if p.stat().st_size == 0:
-        raise OnnxModelError(f"ONNX file {p} is empty (a failed or interrupted write?); delete it and re-export")
+        raise OnnxModelError(
+            f"ONNX file {p} is empty (a failed or interrupted write?); delete it and re-export"
+        )
     try:
         model = onnx.load(str(p))
     except Exception as exc:  # protobuf raises DecodeError, onnx may raise others
@@ -121,7 +123,9 @@ def _dynamic_spec(settings: ExportSettings, spec: ModelSpec) -> tuple[Any, Any]:
     return ({"x": dims} if dims else None), ({"input": axes, "output": {0: "batch"}} if axes else None)
 
 
-def _export(model: nn.Module, example: torch.Tensor, out: Path, settings: ExportSettings, spec: ModelSpec) -> str:
+def _export(
+    model: nn.Module, example: torch.Tensor, out: Path, settings: ExportSettings, spec: ModelSpec
+) -> str:
     dyn_shapes, dyn_axes = _dynamic_spec(settings, spec)
     exporters = ["dynamo", "torchscript"] if settings.exporter == "auto" else [settings.exporter]
     errors = []
@@ -131,14 +135,25 @@ def _export(model: nn.Module, example: torch.Tensor, out: Path, settings: Export
                 warnings.simplefilter("ignore")  # exporter deprecation chatter, not the user's concern
                 if name == "dynamo":
                     torch.onnx.export(
-                        _Named(model), (example,), str(out), dynamo=True, input_names=["input"],
-                        output_names=[spec.output_name], dynamic_shapes=dyn_shapes,
-                        opset_version=settings.opset, external_data=False,
+                        _Named(model),
+                        (example,),
+                        str(out),
+                        dynamo=True,
+                        input_names=["input"],
+                        output_names=[spec.output_name],
+                        dynamic_shapes=dyn_shapes,
+                        opset_version=settings.opset,
+                        external_data=False,
                     )
                 else:
                     torch.onnx.export(
-                        model, (example,), str(out), dynamo=False, input_names=["input"],
-                        output_names=[spec.output_name], dynamic_axes=dyn_axes,
+                        model,
+                        (example,),
+                        str(out),
+                        dynamo=False,
+                        input_names=["input"],
+                        output_names=[spec.output_name],
+                        dynamic_axes=dyn_axes,
                         opset_version=min(settings.opset, 17),
                     )
             return name

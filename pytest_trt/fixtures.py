@@ -53,7 +53,9 @@ class TrtSession:
         self._baselines: dict[tuple[Any, ...], Baseline] = {}
         self._engine: tuple[tuple[Any, ...], Engine] | None = None
         self._failed: dict[tuple[Any, ...], BuildFailed] = {}
-        self.data = datasets.DataConfig(settings.dataset, settings.samples, settings.calib_samples, settings.seed)
+        self.data = datasets.DataConfig(
+            settings.dataset, settings.samples, settings.calib_samples, settings.seed
+        )
 
     # -- models and artifacts ------------------------------------------------------------------
     def model(self, name: str) -> tuple[nn.Module, str]:
@@ -93,7 +95,9 @@ class TrtSession:
         samples = self.eval_samples(case)
         dev = self.settings.device.torch
         prev = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False  # strict fp32 reference
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = (
+            False  # strict fp32 reference
+        )
         try:
             m = module.to(dev)
             t0 = time.perf_counter()
@@ -122,7 +126,9 @@ class TrtSession:
         self.release_engine()  # one engine at a time keeps device memory bounded
         settings = self.settings
         hw_range = hw_range_for(case, settings, req)
-        spec = settings.build_spec(case.precision, case.profile, case.batch, case.opt_level, case.hw, hw_range)
+        spec = settings.build_spec(
+            case.precision, case.profile, case.batch, case.opt_level, case.hw, hw_range
+        )
         backend = backends.get(case.backend)
         onnx_model = self.onnx(case, req) if case.backend not in ("torch", "torch_compile") else None
         ctx = BuildContext(
@@ -235,7 +241,11 @@ class TrtRun:
         q = metrics.quality(self.spec.task, base.outputs, out, labels)
         _, source = self.session.model(self.case.model)
         trained = not source.startswith("random")
-        q["data"] = {"source": base.samples.source, "samples": len(base.samples), "labelled": labels is not None}
+        q["data"] = {
+            "source": base.samples.source,
+            "samples": len(base.samples),
+            "labelled": labels is not None,
+        }
         q["baseline_noise"] = base.noise
         q["agreement_meaningful"] = trained
         if not trained:
@@ -250,8 +260,13 @@ class TrtRun:
             gates.gates_for(self.case.precision, overrides), q, trained=trained, base=base.outputs, out=out
         )
         q["gates"] = [
-            {"gate": str(r.gate), "value": r.value, "required": r.required, "passed": r.passed,
-             "skipped": r.skipped_reason}
+            {
+                "gate": str(r.gate),
+                "value": r.value,
+                "required": r.required,
+                "passed": r.passed,
+                "skipped": r.skipped_reason,
+            }
             for r in self.gate_results
         ]
         q["passed"] = all(r.passed for r in self.gate_results)
@@ -268,8 +283,13 @@ class TrtRun:
         reps = math.ceil(self.case.batch / len(x))
         feed = eng.make_feed(np.concatenate([x] * reps)[: self.case.batch])
         cfg = timing.TimingConfig(
-            warmup_s=s.warmup, warmup_min=s.warmup_iters, warmup_fraction=s.warmup_fraction,
-            dataset_size=len(x), min_rounds=s.rounds, min_time_s=s.min_time, e2e_rounds=s.e2e_rounds,
+            warmup_s=s.warmup,
+            warmup_min=s.warmup_iters,
+            warmup_fraction=s.warmup_fraction,
+            dataset_size=len(x),
+            min_rounds=s.rounds,
+            min_time_s=s.min_time,
+            e2e_rounds=s.e2e_rounds,
             cuda_graph=s.cuda_graph,
         )
         dev_index = s.device.index if s.device.is_cuda else None
@@ -341,7 +361,9 @@ def trt_case(request: pytest.FixtureRequest) -> Case:
     """The configuration under test (parametrized by the plugin from options and trt_matrix)."""
     case = getattr(request, "param", None)
     if not isinstance(case, Case):
-        raise pytest.UsageError("trt_case is parametrized by pytest-trt; do not request it outside a benchmark")
+        raise pytest.UsageError(
+            "trt_case is parametrized by pytest-trt; do not request it outside a benchmark"
+        )
     return case
 
 

@@ -66,14 +66,18 @@ def parse_overrides(lines: Iterable[str]) -> dict[str, list[Gate]]:
             continue
         prec, sep, expr = line.partition(":")
         if not sep:
-            raise GateSyntaxError(f"--trt-gate {line!r}: expected PRECISION:GATE, e.g. 'int8:closeness@1>=90'")
+            raise GateSyntaxError(
+                f"--trt-gate {line!r}: expected PRECISION:GATE, e.g. 'int8:closeness@1>=90'"
+            )
         out.setdefault(prec.strip(), []).append(Gate.parse(expr))
     return out
 
 
 def gates_for(precision: str, overrides: Mapping[str, list[Gate]] | None = None) -> list[Gate]:
     """Defaults for ``precision``; an override of the same metric replaces the default."""
-    gates = {g.metric: g for g in (Gate.parse(s) for s in DEFAULT_GATES.get(precision, DEFAULT_GATES["fp32"]))}
+    gates = {
+        g.metric: g for g in (Gate.parse(s) for s in DEFAULT_GATES.get(precision, DEFAULT_GATES["fp32"]))
+    }
     for key in ("*", precision):
         for g in (overrides or {}).get(key, []):
             gates[g.metric] = g
@@ -131,12 +135,26 @@ def evaluate(
     errs = quality.get("errors", {})
     if errs.get("nan", 0) or errs.get("inf", 0):
         g = Gate("nan_or_inf", "<=", 0)
-        results.append(GateResult(g, float(errs.get("nan", 0) + errs.get("inf", 0)), 0.0, False,
-                                  hint=f" ({errs.get('nan', 0)} NaN, {errs.get('inf', 0)} Inf in the output)"))
+        results.append(
+            GateResult(
+                g,
+                float(errs.get("nan", 0) + errs.get("inf", 0)),
+                0.0,
+                False,
+                hint=f" ({errs.get('nan', 0)} NaN, {errs.get('inf', 0)} Inf in the output)",
+            )
+        )
     for g in gates:
         if g.needs_trained and not trained:
-            results.append(GateResult(g, lookup(quality, g.metric), None, True,
-                                      skipped_reason="random weights: logits nearly tied, agreement not meaningful"))
+            results.append(
+                GateResult(
+                    g,
+                    lookup(quality, g.metric),
+                    None,
+                    True,
+                    skipped_reason="random weights: logits nearly tied, agreement not meaningful",
+                )
+            )
             continue
         value = lookup(quality, g.metric)
         if value is None:
@@ -165,5 +183,7 @@ def failure_message(case_id: str, results: list[GateResult]) -> str | None:
     if not failed:
         return None
     lines = [f"quality gate failed for {case_id}:"] + [f"  {r.line()}" for r in failed]
-    lines.append("  (override with --trt-gate PRECISION:METRIC>=VALUE, ini trt_gates, or @pytest.mark.trt_quality)")
+    lines.append(
+        "  (override with --trt-gate PRECISION:METRIC>=VALUE, ini trt_gates, or @pytest.mark.trt_quality)"
+    )
     return "\n".join(lines)

@@ -21,9 +21,20 @@ MODEL_FILE = Path("/proc/device-tree/model")
 
 # L4T major.minor -> JetPack release line (NVIDIA's published pairing).
 L4T_TO_JETPACK = {
-    "32.4": "4.4", "32.5": "4.5", "32.6": "4.6", "32.7": "4.6.x",
-    "34.1": "5.0", "35.1": "5.0.2", "35.2": "5.1", "35.3": "5.1.1", "35.4": "5.1.2",
-    "35.5": "5.1.3", "35.6": "5.1.4", "36.2": "6.0 DP", "36.3": "6.0", "36.4": "6.1/6.2",
+    "32.4": "4.4",
+    "32.5": "4.5",
+    "32.6": "4.6",
+    "32.7": "4.6.x",
+    "34.1": "5.0",
+    "35.1": "5.0.2",
+    "35.2": "5.1",
+    "35.3": "5.1.1",
+    "35.4": "5.1.2",
+    "35.5": "5.1.3",
+    "35.6": "5.1.4",
+    "36.2": "6.0 DP",
+    "36.3": "6.0",
+    "36.4": "6.1/6.2",
 }
 # Rails that measure the whole board's input power, by generation.
 INPUT_RAILS = ("VDD_IN", "POM_5V_IN", "VIN_SYS_5V0", "VIN")
@@ -62,7 +73,9 @@ def run_cmd(cmd: list[str], timeout: float = 10.0) -> str | None:
         return None
 
 
-def detect(release_file: Path = RELEASE_FILE, model_file: Path = MODEL_FILE, query_tools: bool = True) -> dict[str, Any] | None:
+def detect(
+    release_file: Path = RELEASE_FILE, model_file: Path = MODEL_FILE, query_tools: bool = True
+) -> dict[str, Any] | None:
     """Board model, L4T/JetPack, power mode and jetson_clocks state; None when not a Jetson."""
     if not release_file.exists() and not model_file.exists():
         return None
@@ -110,7 +123,11 @@ def set_power_mode(mode: int, settle_s: float = 5.0) -> tuple[bool, str]:
         return False, "nvpmodel not found (not a Jetson?)"
     try:
         p = subprocess.run(
-            ["sudo", "-n", "nvpmodel", "-m", str(mode)], capture_output=True, text=True, timeout=60, check=False
+            ["sudo", "-n", "nvpmodel", "-m", str(mode)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError) as exc:
         return False, f"nvpmodel -m {mode} failed: {exc}"

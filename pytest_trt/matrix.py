@@ -19,8 +19,17 @@ from pytest_trt import backends, zoo
 from pytest_trt.options import Settings
 
 MATRIX_KEYS = (
-    "models", "task", "tag", "backends", "precisions", "batches", "profiles", "opt_levels", "static_batches",
-    "hws", "dynamic_hw",
+    "models",
+    "task",
+    "tag",
+    "backends",
+    "precisions",
+    "batches",
+    "profiles",
+    "opt_levels",
+    "static_batches",
+    "hws",
+    "dynamic_hw",
 )
 
 
@@ -42,8 +51,15 @@ class Case:
     @property
     def engine_group(self) -> tuple[Any, ...]:
         """Cases that share one built engine (a dynamic engine serves every batch in its range)."""
-        return (self.model, self.backend, self.precision, self.profile, self.opt_level,
-                self.batch if self.profile == "static" else None, self.hw)
+        return (
+            self.model,
+            self.backend,
+            self.precision,
+            self.profile,
+            self.opt_level,
+            self.batch if self.profile == "static" else None,
+            self.hw,
+        )
 
     def params(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,7 +91,9 @@ class Request:
             raise pytest.UsageError(
                 f"trt_matrix marker: unknown argument(s) {sorted(bad) or marker.args}; allowed: {', '.join(MATRIX_KEYS)}"
             )
-        kw = {k: (tuple(v) if isinstance(v, (list, tuple)) else v) for k, v in marker.kwargs.items()}
+        kw: dict[str, Any] = {
+            k: (tuple(v) if isinstance(v, (list, tuple)) else v) for k, v in marker.kwargs.items()
+        }
         return Request(**kw)
 
 
@@ -87,10 +105,7 @@ def _pick(explicit: bool, user: Iterable[Any], declared: Iterable[Any] | None) -
 
 
 def models_for(req: Request, settings: Settings) -> list[str]:
-    if req.models is not None:
-        names = list(req.models)
-    else:
-        names = zoo.names(task=req.task, tag=req.tag)
+    names = list(req.models) if req.models is not None else zoo.names(task=req.task, tag=req.tag)
     for n in names:
         zoo.get(n)  # unknown names are an error now, not at run time
     if settings.models is not None:
@@ -127,8 +142,12 @@ def expand(req: Request, settings: Settings) -> list[Any]:
                     for opt in b_opts:
                         for hw in hws:
                             for batch in batches:
-                                if prof == "static" and req.static_batches is not None and "batch" not in ex \
-                                        and batch not in req.static_batches:
+                                if (
+                                    prof == "static"
+                                    and req.static_batches is not None
+                                    and "batch" not in ex
+                                    and batch not in req.static_batches
+                                ):
                                     continue
                                 case = Case(model_name, bname, prec, prof, batch, opt, hw)
                                 if case.id in seen:

@@ -31,7 +31,9 @@ def p90_abs(base: np.ndarray) -> float:
     return float(np.percentile(b, 90)) if b.size else 0.0
 
 
-def closeness(base: np.ndarray, out: np.ndarray, fractions: Sequence[float] = CLOSENESS_FRACTIONS) -> dict[str, float]:
+def closeness(
+    base: np.ndarray, out: np.ndarray, fractions: Sequence[float] = CLOSENESS_FRACTIONS
+) -> dict[str, float]:
     """Percent of elements within f * p90(|base|) of the baseline, for each f (NaN never counts)."""
     b, o = _f64(base), _f64(out)
     if b.shape != o.shape:
@@ -76,8 +78,12 @@ def error_stats(base: np.ndarray, out: np.ndarray) -> dict[str, Any]:
     def stats(x: np.ndarray) -> dict[str, float]:
         if x.size == 0:
             return {"max": math.nan, "mean": math.nan, "median": math.nan, "p99": math.nan}
-        return {"max": float(x.max()), "mean": float(x.mean()), "median": float(np.median(x)),
-                "p99": float(np.percentile(x, 99))}
+        return {
+            "max": float(x.max()),
+            "mean": float(x.mean()),
+            "median": float(np.median(x)),
+            "p99": float(np.percentile(x, 99)),
+        }
 
     return {
         "abs": stats(fa),
@@ -108,7 +114,9 @@ def _topk(logits: np.ndarray, k: int) -> np.ndarray:
     return order[:, :k]
 
 
-def classification(base: np.ndarray, out: np.ndarray, labels: np.ndarray | None = None, ranks: int = 10) -> dict[str, Any]:
+def classification(
+    base: np.ndarray, out: np.ndarray, labels: np.ndarray | None = None, ranks: int = 10
+) -> dict[str, Any]:
     """Agreement of an engine's logits (N x C) with the baseline's, and accuracy when labelled."""
     b, o = _f64(base).reshape(base.shape[0], -1), _f64(out).reshape(out.shape[0], -1)
     n, c = b.shape
@@ -141,7 +149,9 @@ def accuracy(logits: np.ndarray, labels: np.ndarray, prefix: str = "") -> dict[s
     }
 
 
-def segmentation(base: np.ndarray, out: np.ndarray, labels: np.ndarray | None = None, background: int = 0) -> dict[str, Any]:
+def segmentation(
+    base: np.ndarray, out: np.ndarray, labels: np.ndarray | None = None, background: int = 0
+) -> dict[str, Any]:
     """Per-pixel labels from N x C x H x W logits; closeness inside the baseline's foreground mask."""
     lb = np.argmax(base, axis=1)
     lo = np.argmax(out, axis=1)
@@ -149,7 +159,11 @@ def segmentation(base: np.ndarray, out: np.ndarray, labels: np.ndarray | None = 
 
 
 def segmentation_labels(
-    lb: np.ndarray, lo: np.ndarray, labels: np.ndarray | None = None, background: int = 0, num_classes: int | None = None
+    lb: np.ndarray,
+    lo: np.ndarray,
+    labels: np.ndarray | None = None,
+    background: int = 0,
+    num_classes: int | None = None,
 ) -> dict[str, Any]:
     fg_b = lb != background
     fg_o = lo != background
@@ -170,7 +184,9 @@ def segmentation_labels(
     return res
 
 
-def mean_iou(pred: np.ndarray, labels: np.ndarray, num_classes: int | None = None, ignore: int = 255) -> float:
+def mean_iou(
+    pred: np.ndarray, labels: np.ndarray, num_classes: int | None = None, ignore: int = 255
+) -> float:
     valid = labels != ignore
     classes = np.unique(np.concatenate([labels[valid].ravel(), pred[valid].ravel()]))
     if num_classes is not None:
@@ -184,7 +200,9 @@ def mean_iou(pred: np.ndarray, labels: np.ndarray, num_classes: int | None = Non
     return float(np.mean(ious)) if ious else math.nan
 
 
-def regression(base: np.ndarray, out: np.ndarray, truth: np.ndarray | None = None, bound: float | None = 100.0) -> dict[str, Any]:
+def regression(
+    base: np.ndarray, out: np.ndarray, truth: np.ndarray | None = None, bound: float | None = 100.0
+) -> dict[str, Any]:
     """RMSE vs ground truth excluding |diff| > bound (reference: +-100 K), and vs the baseline."""
     b, o = _f64(base), _f64(out)
 
@@ -203,8 +221,14 @@ def regression(base: np.ndarray, out: np.ndarray, truth: np.ndarray | None = Non
     return res
 
 
-def quality(task: str, base: np.ndarray, out: np.ndarray, labels: np.ndarray | None = None,
-            fractions: Sequence[float] = CLOSENESS_FRACTIONS, regression_bound: float | None = 100.0) -> dict[str, Any]:
+def quality(
+    task: str,
+    base: np.ndarray,
+    out: np.ndarray,
+    labels: np.ndarray | None = None,
+    fractions: Sequence[float] = CLOSENESS_FRACTIONS,
+    regression_bound: float | None = 100.0,
+) -> dict[str, Any]:
     """All metrics for one output of one configuration, keyed as stored in ``extra_info.quality``."""
     q: dict[str, Any] = {
         "closeness": closeness(base, out, fractions),

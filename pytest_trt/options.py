@@ -51,8 +51,17 @@ OPTIONS: tuple[Opt, ...] = (
     Opt("backend", "backends to run (comma list)", "csv", backends.NAMES),
     Opt("precision", "precisions (comma list)", "csv", PRECISIONS),
     Opt("batch", "inference batch sizes (comma list)", "csv", metavar="N,N"),
-    Opt("profile", "batch profiles: static (batch fixed at build) and/or dynamic (min/opt/max)", "csv", PROFILES),
-    Opt("opt-level", "builder optimization levels 0-5 (comma list); onnxruntime maps them to graph levels", "csv"),
+    Opt(
+        "profile",
+        "batch profiles: static (batch fixed at build) and/or dynamic (min/opt/max)",
+        "csv",
+        PROFILES,
+    ),
+    Opt(
+        "opt-level",
+        "builder optimization levels 0-5 (comma list); onnxruntime maps them to graph levels",
+        "csv",
+    ),
     Opt("models", "restrict to these models (comma list; default: what each benchmark declares)", "csv"),
     Opt("dynamic-batch", "min,opt,max batch of the dynamic profile (default 1,128,256)", "csv"),
     Opt("dynamic-hw", "min,opt,max height/width of dynamic-resolution models (e.g. 320,640,960)", "csv"),
@@ -72,26 +81,48 @@ OPTIONS: tuple[Opt, ...] = (
     Opt("seed", "seed of synthetic inputs and random weights", "int"),
     Opt("device", "auto | cpu | cuda | cuda:N"),
     Opt("cuda-graph", "capture inference into a CUDA graph (torch, tensorrt)", "str", TRISTATE),
-    Opt("typing", "TensorRT typing: auto (weak <= 10, strong on 11), weak (builder flags), strong (ONNX)",
-        "str", ("auto", "weak", "strong")),
+    Opt(
+        "typing",
+        "TensorRT typing: auto (weak <= 10, strong on 11), weak (builder flags), strong (ONNX)",
+        "str",
+        ("auto", "weak", "strong"),
+    ),
     Opt("tf32", "allow TF32 for fp32 (TensorRT and torch)", "str", ("on", "off")),
     Opt("workspace-mb", "TensorRT workspace memory-pool limit in MiB", "int"),
     Opt("timing-iterations", "TensorRT avg_timing_iterations", "int"),
     Opt("aux-streams", "TensorRT max_aux_streams", "int"),
-    Opt("hardware-compat", "TensorRT hardware compatibility level", "str",
-        ("none", "ampere_plus", "same_compute_capability")),
-    Opt("version-compatible", "build version-compatible TensorRT plans (needs --trt-allow-host-code)", "flag"),
+    Opt(
+        "hardware-compat",
+        "TensorRT hardware compatibility level",
+        "str",
+        ("none", "ampere_plus", "same_compute_capability"),
+    ),
+    Opt(
+        "version-compatible", "build version-compatible TensorRT plans (needs --trt-allow-host-code)", "flag"
+    ),
     Opt("allow-host-code", "allow loading plans that embed host code (lean runtime)", "flag"),
     Opt("no-timing-cache", "do not use the persistent TensorRT timing cache", "flag"),
-    Opt("recipe-tool", "graph-recipe converter: auto (ModelOpt if installed), modelopt, ort", "str",
-        ("auto", "modelopt", "ort")),
+    Opt(
+        "recipe-tool",
+        "graph-recipe converter: auto (ModelOpt if installed), modelopt, ort",
+        "str",
+        ("auto", "modelopt", "ort"),
+    ),
     Opt("on-build-failure", "what a failed build does to its test", "str", ("fail", "skip")),
     Opt("gate", "quality gate PRECISION:METRIC>=VALUE (repeatable; '*:' for all precisions)", "append"),
-    Opt("baseline", "pytest-benchmark JSON to gate this run against (same rule as `pytest-trt compare`)",
-        metavar="FILE"),
+    Opt(
+        "baseline",
+        "pytest-benchmark JSON to gate this run against (same rule as `pytest-trt compare`)",
+        metavar="FILE",
+    ),
     Opt("power-mode", "Jetson power mode(s) this run is meant for; other modes skip", "csv"),
     Opt("lock-clocks", "lock GPU clocks through NVML for the session: max | base | MHZ (restored after)"),
     Opt("json", "write every case's record (also failed and skipped ones) to this file", metavar="FILE"),
+    Opt(
+        "shard",
+        "run only shard I of N of the collected tests (used by `pytest-trt run --gpus`)",
+        metavar="I/N",
+    ),
 )
 _BY_NAME = {o.name: o for o in OPTIONS}
 
@@ -107,8 +138,9 @@ def addoptions(parser: pytest.Parser) -> None:
             group.addoption(o.flag, action="append", default=None, dest=o.dest, help=o.help)
             parser.addini(o.ini, o.help, type="linelist", default=[])
         else:
-            group.addoption(o.flag, action="store", default=None, dest=o.dest, metavar=o.metavar,
-                            help=o.help + choices)
+            group.addoption(
+                o.flag, action="store", default=None, dest=o.dest, metavar=o.metavar, help=o.help + choices
+            )
             parser.addini(o.ini, o.help + choices, default=None)
 
 
@@ -127,7 +159,9 @@ def raw(config: pytest.Config, name: str) -> Any:
 
 
 def usage(name: str, value: Any, valid: str) -> pytest.UsageError:
-    return pytest.UsageError(f"--trt-{name} (ini trt_{name.replace('-', '_')}): invalid value {value!r}; {valid}")
+    return pytest.UsageError(
+        f"--trt-{name} (ini trt_{name.replace('-', '_')}): invalid value {value!r}; {valid}"
+    )
 
 
 def _csv(name: str, value: Any) -> list[str]:
@@ -151,7 +185,9 @@ def _ints(name: str, value: Any, lo: int, hi: int | None = None) -> list[int]:
         try:
             n = int(i)
         except ValueError:
-            raise usage(name, i, f"expected integers{f' {lo}-{hi}' if hi is not None else f' >= {lo}'}") from None
+            raise usage(
+                name, i, f"expected integers{f' {lo}-{hi}' if hi is not None else f' >= {lo}'}"
+            ) from None
         if n < lo or (hi is not None and n > hi):
             raise usage(name, n, f"expected integers{f' {lo}-{hi}' if hi is not None else f' >= {lo}'}")
         out.append(n)
@@ -257,17 +293,38 @@ class Settings:
     power_modes: list[int] | None = None
     lock_clocks: str | None = None
     json_path: Path | None = None
+    shard: tuple[int, int] | None = None
     explicit: set[str] = field(default_factory=set)  # options the user set (CLI or ini)
 
-    def build_spec(self, precision: str, profile: str, batch: int, opt_level: int, hw: int | None,
-                   hw_range: tuple[int, int, int] | None) -> BuildSpec:
+    def build_spec(
+        self,
+        precision: str,
+        profile: str,
+        batch: int,
+        opt_level: int,
+        hw: int | None,
+        hw_range: tuple[int, int, int] | None,
+    ) -> BuildSpec:
         return BuildSpec(
-            precision=precision, profile=profile, batch=batch, batch_range=self.dynamic_batch, hw=hw,
-            hw_range=hw_range, opt_level=opt_level, workspace_mb=self.workspace_mb, tf32=self.tf32,
-            avg_timing_iterations=self.timing_iterations, max_aux_streams=self.aux_streams,
-            hardware_compat=self.hardware_compat, version_compatible=self.version_compatible,
-            allow_host_code=self.allow_host_code, timing_cache=self.timing_cache, typing=self.typing,
-            calib_method=self.calib_method, recipe_tool=self.recipe_tool, cuda_graph=self.cuda_graph,
+            precision=precision,
+            profile=profile,
+            batch=batch,
+            batch_range=self.dynamic_batch,
+            hw=hw,
+            hw_range=hw_range,
+            opt_level=opt_level,
+            workspace_mb=self.workspace_mb,
+            tf32=self.tf32,
+            avg_timing_iterations=self.timing_iterations,
+            max_aux_streams=self.aux_streams,
+            hardware_compat=self.hardware_compat,
+            version_compatible=self.version_compatible,
+            allow_host_code=self.allow_host_code,
+            timing_cache=self.timing_cache,
+            typing=self.typing,
+            calib_method=self.calib_method,
+            recipe_tool=self.recipe_tool,
+            cuda_graph=self.cuda_graph,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -287,10 +344,20 @@ def resolve(config: pytest.Config) -> Settings:
     device = resolve_device(r["device"])
     gpu = device.is_cuda
     if gpu:
-        d_backends, d_prec, d_batch, d_prof = ["tensorrt", "torch"], list(("fp32", "fp16", "int8")), [1, 32, 64, 128, 256], ["static", "dynamic"]
+        d_backends, d_prec, d_batch, d_prof = (
+            ["tensorrt", "torch"],
+            list(("fp32", "fp16", "int8")),
+            [1, 32, 64, 128, 256],
+            ["static", "dynamic"],
+        )
         d_rounds, d_min_time, d_e2e = 200, 1.0, 100
     else:
-        d_backends, d_prec, d_batch, d_prof = ["onnxruntime", "tensorrt"], ["fp32", "fp16", "int8"], [1, 8], ["dynamic"]
+        d_backends, d_prec, d_batch, d_prof = (
+            ["onnxruntime", "tensorrt"],
+            ["fp32", "fp16", "int8"],
+            [1, 8],
+            ["dynamic"],
+        )
         d_rounds, d_min_time, d_e2e = 20, 0.5, 10
     try:
         gates = parse_overrides(r["gate"] or [])
@@ -314,40 +381,82 @@ def resolve(config: pytest.Config) -> Settings:
         cache_dir=Path(r["cache-dir"]).expanduser() if r["cache-dir"] else default_cache_dir(),
         rounds=_number("rounds", r["rounds"], int, 1) if r["rounds"] else d_rounds,
         min_time=_number("min-time", r["min-time"], float, 0) if r["min-time"] is not None else d_min_time,
-        warmup=_number("warmup", r["warmup"], float, 0) if r["warmup"] is not None else (0.2 if gpu else 0.05),
-        warmup_iters=_number("warmup-iters", r["warmup-iters"], int, 0) if r["warmup-iters"] is not None else (10 if gpu else 3),
-        warmup_fraction=_number("warmup-fraction", r["warmup-fraction"], float, 0) if r["warmup-fraction"] else None,
+        warmup=_number("warmup", r["warmup"], float, 0)
+        if r["warmup"] is not None
+        else (0.2 if gpu else 0.05),
+        warmup_iters=_number("warmup-iters", r["warmup-iters"], int, 0)
+        if r["warmup-iters"] is not None
+        else (10 if gpu else 3),
+        warmup_fraction=_number("warmup-fraction", r["warmup-fraction"], float, 0)
+        if r["warmup-fraction"]
+        else None,
         e2e_rounds=_number("e2e-rounds", r["e2e-rounds"], int, 0) if r["e2e-rounds"] is not None else d_e2e,
         weights=weights,
         dataset=r["dataset"],
         samples=_number("samples", r["samples"], int, 1) if r["samples"] else (64 if gpu else 8),
-        calib_samples=_number("calib-samples", r["calib-samples"], int, 1) if r["calib-samples"] else (64 if gpu else 16),
-        calib_method=_choices("calib-method", r["calib-method"], CALIB_METHODS)[0] if r["calib-method"] else "entropy",
+        calib_samples=_number("calib-samples", r["calib-samples"], int, 1)
+        if r["calib-samples"]
+        else (64 if gpu else 16),
+        calib_method=_choices("calib-method", r["calib-method"], CALIB_METHODS)[0]
+        if r["calib-method"]
+        else "entropy",
         seed=_number("seed", r["seed"], int, 0) if r["seed"] is not None else 0,
         cuda_graph=_choices("cuda-graph", r["cuda-graph"], TRISTATE)[0] if r["cuda-graph"] else "auto",
         typing=_choices("typing", r["typing"], ("auto", "weak", "strong"))[0] if r["typing"] else "auto",
         tf32=(_choices("tf32", r["tf32"], ("on", "off"))[0] == "on") if r["tf32"] else True,
         workspace_mb=_number("workspace-mb", r["workspace-mb"], int, 1) if r["workspace-mb"] else None,
-        timing_iterations=_number("timing-iterations", r["timing-iterations"], int, 1) if r["timing-iterations"] else None,
-        aux_streams=_number("aux-streams", r["aux-streams"], int, 0) if r["aux-streams"] is not None else None,
-        hardware_compat=_choices("hardware-compat", r["hardware-compat"], ("none", "ampere_plus", "same_compute_capability"))[0] if r["hardware-compat"] else None,
+        timing_iterations=_number("timing-iterations", r["timing-iterations"], int, 1)
+        if r["timing-iterations"]
+        else None,
+        aux_streams=_number("aux-streams", r["aux-streams"], int, 0)
+        if r["aux-streams"] is not None
+        else None,
+        hardware_compat=_choices(
+            "hardware-compat", r["hardware-compat"], ("none", "ampere_plus", "same_compute_capability")
+        )[0]
+        if r["hardware-compat"]
+        else None,
         version_compatible=bool(r["version-compatible"]),
         allow_host_code=bool(r["allow-host-code"]),
         timing_cache=not r["no-timing-cache"],
-        recipe_tool=_choices("recipe-tool", r["recipe-tool"], ("auto", "modelopt", "ort"))[0] if r["recipe-tool"] else "auto",
-        on_build_failure=_choices("on-build-failure", r["on-build-failure"], ("fail", "skip"))[0] if r["on-build-failure"] else "fail",
+        recipe_tool=_choices("recipe-tool", r["recipe-tool"], ("auto", "modelopt", "ort"))[0]
+        if r["recipe-tool"]
+        else "auto",
+        on_build_failure=_choices("on-build-failure", r["on-build-failure"], ("fail", "skip"))[0]
+        if r["on-build-failure"]
+        else "fail",
         gates=gates,
         baseline=Path(r["baseline"]).expanduser() if r["baseline"] else None,
         power_modes=_ints("power-mode", r["power-mode"], 0) if r["power-mode"] else None,
         lock_clocks=_lock_clocks(r["lock-clocks"]),
         json_path=Path(r["json"]).expanduser() if r["json"] else None,
+        shard=_shard(r["shard"]),
         explicit=explicit,
     )
     if s.baseline is not None and not s.baseline.is_file():
-        raise usage("baseline", str(s.baseline), "no such file: pass a pytest-benchmark JSON written by --benchmark-json")
+        raise usage(
+            "baseline",
+            str(s.baseline),
+            "no such file: pass a pytest-benchmark JSON written by --benchmark-json",
+        )
     if s.dataset and s.dataset != "digits" and not Path(s.dataset).expanduser().is_dir():
-        raise usage("dataset", s.dataset, "no such directory: pass an ImageFolder root (<root>/<class>/<image>) or 'digits'")
+        raise usage(
+            "dataset",
+            s.dataset,
+            "no such directory: pass an ImageFolder root (<root>/<class>/<image>) or 'digits'",
+        )
     return s
+
+
+def _shard(v: Any) -> tuple[int, int] | None:
+    if v is None:
+        return None
+    from pytest_trt.shard import parse_shard
+
+    try:
+        return parse_shard(str(v))
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _lock_clocks(v: Any) -> str | None:

@@ -41,6 +41,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    from pytest_trt import shard
+
+    shard.pin_xdist_worker()  # before anything creates a CUDA context
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     settings = options.resolve(config)  # UsageError -> pytest exits 4 with the message
@@ -60,7 +63,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     s = config.stash[SETTINGS_KEY]
-    lines = [f"pytest-trt: device {s.device.torch} ({s.device.name}); cache {config.stash[SESSION_KEY].cache.root}"]
+    lines = [
+        f"pytest-trt: device {s.device.torch} ({s.device.name}); cache {config.stash[SESSION_KEY].cache.root}"
+    ]
     for name in backends.NAMES:
         mark = "*" if name in s.backends else " "
         lines.append(f"  {mark} {backends.availability(name).header(name)}")
@@ -83,7 +88,27 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("trt_case", params, indirect=True)
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto`` = one correctness-only worker per GPU (timing is disabled under xdist anyway)."""
+    from pytest_trt import telemetry
+
+    n = len(telemetry.visible_handles())
+    return n or None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    s = config.stash[SETTINGS_KEY]
+    if s.shard is not None:
+        from pytest_trt import shard
+
+        index, count = s.shard
+        where = shard.assign([it.nodeid for it in items], count)
+        keep = [it for it in items if where[it.nodeid] == index]
+        drop = [it for it in items if where[it.nodeid] != index]
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+        items[:] = keep
     for item in items:
         if "trt_run" not in getattr(item, "fixturenames", ()):
             continue
@@ -115,8 +140,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         rec = sess.records.get(case.id)
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         if rec is None:
-            sess.records[case.id] = {"id": case.id, "nodeid": item.nodeid, "status": "skipped", "message": reason,
-                                     "extra_info": {**case.params(), "status": "skipped"}}
+            sess.records[case.id] = {
+                "id": case.id,
+                "nodeid": item.nodeid,
+                "status": "skipped",
+                "message": reason,
+                "extra_info": {**case.params(), "status": "skipped"},
+            }
         elif rec["status"] == "pending":
             rec["status"] = rec["extra_info"]["status"] = "skipped"
             rec["message"] = reason
@@ -134,7 +164,9 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
 
 
 @pytest.hookimpl(optionalhook=True)
-def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list[Any], output_json: dict[str, Any]) -> None:
+def pytest_benchmark_update_json(
+    config: pytest.Config, benchmarks: list[Any], output_json: dict[str, Any]
+) -> None:
     results.add_percentiles(benchmarks, output_json)
     results.sanitize_extra_info(output_json)
     sess = config.stash.get(SESSION_KEY, None)
@@ -147,7 +179,7 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list[Any], o
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     sess = config.stash.get(SESSION_KEY, None)
-    if sess is None or hasattr(config, "workerinput") and not sess.records:
+    if sess is None or (hasattr(config, "workerinput") and not sess.records):
         return
     s = sess.settings
     if s.json_path is not None:
@@ -179,12 +211,18 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     tr = terminalreporter
     tr.write_sep("=", "pytest-trt results")
     rows = sorted(sess.records.values(), key=lambda r: r["id"])
-    tr.write_line(f"{'case':58} {'status':14} {'median ms':>10} {'p99 ms':>9} {'samples/s':>11} "
-                  f"{'close@0.1':>9} {'valid':>5}")
+    tr.write_line(
+        f"{'case':58} {'status':14} {'median ms':>10} {'p99 ms':>9} {'samples/s':>11} "
+        f"{'close@0.1':>9} {'valid':>5}"
+    )
     eager: dict[tuple[Any, ...], float] = {}
     for r in rows:
         ei = r["extra_info"]
-        if ei.get("backend") == "torch" and ei.get("precision") == "fp32" and ei.get("throughput_samples_per_s"):
+        if (
+            ei.get("backend") == "torch"
+            and ei.get("precision") == "fp32"
+            and ei.get("throughput_samples_per_s")
+        ):
             eager[(ei["model"], ei["batch"], ei.get("hw"))] = ei["throughput_samples_per_s"]
     notes = []
     for r in rows:
@@ -207,7 +245,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         base = eager.get((ei.get("model"), ei.get("batch"), ei.get("hw")))
         thr = ei.get("throughput_samples_per_s")
         if base and thr and not (ei.get("backend") == "torch" and ei.get("precision") == "fp32"):
-            ratio = ((ei.get("throughput") or {}).get("p99_over_p50"))
+            ratio = (ei.get("throughput") or {}).get("p99_over_p50")
             speedups.append(f"  {r['id']}: {thr / base:.2f}x torch fp32 eager; p99/p50 {_fmt(ratio, '.2f')}")
     if speedups:
         tr.write_sep("-", "speed-up against torch fp32 eager (same model, batch)")

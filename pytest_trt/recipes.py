@@ -70,8 +70,12 @@ def graph_recipe(precision: str, calib_method: str = "entropy", prefer: str = "a
     if precision in ("fp16", "bf16"):
         if use_modelopt:
             return Recipe(
-                precision, f"onnx-{precision}-autocast", graph=f"{precision}-converted",
-                tool="modelopt.autocast", strongly_typed=True, details={"keep_io_types": True},
+                precision,
+                f"onnx-{precision}-autocast",
+                graph=f"{precision}-converted",
+                tool="modelopt.autocast",
+                strongly_typed=True,
+                details={"keep_io_types": True},
             )
         if precision == "bf16":
             raise RecipeUnavailable(
@@ -79,13 +83,21 @@ def graph_recipe(precision: str, calib_method: str = "entropy", prefer: str = "a
                 "onnxconverter-common converts to fp16 only"
             )
         return Recipe(
-            "fp16", "onnx-fp16-keepio", graph="fp16-converted", tool="onnxconverter-common",
-            strongly_typed=True, details={"keep_io_types": True},
+            "fp16",
+            "onnx-fp16-keepio",
+            graph="fp16-converted",
+            tool="onnxconverter-common",
+            strongly_typed=True,
+            details={"keep_io_types": True},
         )
     # int8
     tool = "modelopt.quantize" if use_modelopt else "onnxruntime.quantize_static"
     return Recipe(
-        "int8", f"onnx-qdq-int8-{calib_method}", graph="qdq-int8", tool=tool, strongly_typed=True,
+        "int8",
+        f"onnx-qdq-int8-{calib_method}",
+        graph="qdq-int8",
+        tool=tool,
+        strongly_typed=True,
         calib_method=calib_method,
         details={"symmetric_activations": True, "symmetric_weights": True, "per_channel": True},
     )
@@ -151,8 +163,11 @@ def _qdq_modelopt(src: Path, dst: Path, input_name: str, calib: Samples, method:
     from modelopt.onnx.quantization import quantize
 
     quantize(
-        onnx_path=str(src), quantize_mode="int8", calibration_data={input_name: calib.x},
-        calibration_method="max" if method == "minmax" else "entropy", output_path=str(dst),
+        onnx_path=str(src),
+        quantize_mode="int8",
+        calibration_data={input_name: calib.x},
+        calibration_method="max" if method == "minmax" else "entropy",
+        output_path=str(dst),
     )
 
 

@@ -77,7 +77,10 @@ def timing_section(
     if "e2e" in lat:
         thr["samples_per_s_e2e_median"] = timing.throughput(lat["e2e"], batch)["samples_per_s_median"]
     valid, reasons, notes = timing.validity(
-        m, clocks_changed=tel.get("clocks_changed"), throttle_reasons=tel.get("throttle_reasons") or (), io=info.io
+        m,
+        clocks_changed=tel.get("clocks_changed"),
+        throttle_reasons=tel.get("throttle_reasons") or (),
+        io=info.io,
     )
     mem = {
         "device_memory_used_mb": tel.get("device_memory_used_mb"),
@@ -87,8 +90,11 @@ def timing_section(
         "samples": tel.get("samples"),
         "period_ms": tel.get("period_ms"),
     }
-    energy = {k: tel[k] for k in ("energy_j", "energy_j_from_power", "energy_per_inference_j", "inferences_per_j")
-              if k in tel}
+    energy = {
+        k: tel[k]
+        for k in ("energy_j", "energy_j_from_power", "energy_per_inference_j", "inferences_per_j")
+        if k in tel
+    }
     return {
         "latency_ms": lat,
         "throughput": thr,
@@ -108,8 +114,10 @@ def timing_section(
         "validity": {"valid": valid, "reasons": reasons, "notes": notes},
         "valid": valid,
         "memory": mem,
-        "telemetry": {k: tel.get(k) for k in ("sm_clock_mhz", "mem_clock_mhz", "power_w", "clocks_changed",
-                                               "throttle_reasons")},
+        "telemetry": {
+            k: tel.get(k)
+            for k in ("sm_clock_mhz", "mem_clock_mhz", "power_w", "clocks_changed", "throttle_reasons")
+        },
         "energy": energy or None,
         "build_warnings": list(info.warnings),
     }
@@ -127,7 +135,9 @@ def add_percentiles(benchmarks: Sequence[Any], output_json: dict[str, Any]) -> N
                 bj["stats"][f"p{q}"] = timing.percentile(xs, q)
 
 
-def session_section(records: Iterable[Mapping[str, Any]], settings: Settings, cache_summary: str) -> dict[str, Any]:
+def session_section(
+    records: Iterable[Mapping[str, Any]], settings: Settings, cache_summary: str
+) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
         "settings": settings.as_dict(),
@@ -169,14 +179,20 @@ def load_run(path: Path | str) -> dict[str, Any]:
         raise ResultsError(f"{p}: no such file") from None
     except (OSError, ValueError) as exc:
         raise ResultsError(f"{p}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list) or "machine_info" not in data:
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("benchmarks"), list)
+        or "machine_info" not in data
+    ):
         raise ResultsError(
             f"{p}: not a pytest-benchmark JSON file (expected 'machine_info' and a 'benchmarks' list; "
             "write it with pytest --benchmark-json=FILE)"
         )
     trt = data.get("pytest_trt")
     if trt is not None and str(trt.get("schema", "")).split("/")[0] != SCHEMA.split("/")[0]:
-        raise ResultsError(f"{p}: pytest_trt section has unknown schema {trt.get('schema')!r} (expected {SCHEMA})")
+        raise ResultsError(
+            f"{p}: pytest_trt section has unknown schema {trt.get('schema')!r} (expected {SCHEMA})"
+        )
     data["_path"] = str(p)
     return data
 

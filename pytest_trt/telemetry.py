@@ -120,8 +120,10 @@ def gpu_info(index: int, handle: Any) -> dict[str, Any]:
         "temperature_c": _try(nv.nvmlDeviceGetTemperature, handle, nv.NVML_TEMPERATURE_GPU),
         "persistence_mode": _try(nv.nvmlDeviceGetPersistenceMode, handle),
         "mig_mode": mig[0] if isinstance(mig, (list, tuple)) else mig,
-        "throttle_reasons": throttle_names(_try(nv.nvmlDeviceGetCurrentClocksEventReasons, handle)
-                                           or _try(nv.nvmlDeviceGetCurrentClocksThrottleReasons, handle)),
+        "throttle_reasons": throttle_names(
+            _try(nv.nvmlDeviceGetCurrentClocksEventReasons, handle)
+            or _try(nv.nvmlDeviceGetCurrentClocksThrottleReasons, handle)
+        ),
     }
     return info
 

@@ -183,7 +183,12 @@ class Stepper:
         e.d2h(out)
         d.record(self.stream)
         d.synchronize()
-        return (a.elapsed_time(d) * 1e-3, a.elapsed_time(b) * 1e-3, b.elapsed_time(c) * 1e-3, c.elapsed_time(d) * 1e-3)
+        return (
+            a.elapsed_time(d) * 1e-3,
+            a.elapsed_time(b) * 1e-3,
+            b.elapsed_time(c) * 1e-3,
+            c.elapsed_time(d) * 1e-3,
+        )
 
 
 def plan_rounds(per_iter_s: float, cfg: TimingConfig) -> int:
@@ -194,7 +199,9 @@ def plan_rounds(per_iter_s: float, cfg: TimingConfig) -> int:
     return int(min(want, cfg.max_rounds, cap))
 
 
-def warm_up(step: Callable[[], tuple[float, float]], cfg: TimingConfig, batch: int) -> tuple[int, float, float]:
+def warm_up(
+    step: Callable[[], tuple[float, float]], cfg: TimingConfig, batch: int
+) -> tuple[int, float, float]:
     """Run until both the warm-up time and count are reached; return (iterations, seconds, median s)."""
     need = cfg.warmup_iterations(batch)
     t0 = time.perf_counter()
@@ -239,6 +246,7 @@ def measure(engine: Engine, feed: Feed, cfg: TimingConfig, benchmark: Any | None
                 m.model_s.append(dt)
                 m.enqueue_s.append(enq)
         else:
+            assert benchmark is not None
 
             def one() -> None:
                 dt, enq = step.model()

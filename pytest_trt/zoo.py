@@ -75,9 +75,7 @@ def get(name: str) -> ModelSpec:
 
 def names(task: str | None = None, tag: str | None = None) -> list[str]:
     return [
-        n
-        for n, s in _REGISTRY.items()
-        if (task is None or s.task == task) and (tag is None or tag in s.tags)
+        n for n, s in _REGISTRY.items() if (task is None or s.task == task) and (tag is None or tag in s.tags)
     ]
 
 
@@ -88,7 +86,8 @@ def _tv(builder: str, **kwargs: Any) -> Callable[[], nn.Module]:
 
         fn = getattr(tvm, builder, None) or getattr(tvs, builder)
         # weights_backbone=None: torchvision would otherwise download ImageNet backbone weights.
-        return fn(weights=None, **kwargs)  # type: ignore[no-any-return]
+        model: nn.Module = fn(weights=None, **kwargs)
+        return model
 
     return make
 
@@ -109,8 +108,15 @@ for _name, _w in [
 ]:
     register(
         ModelSpec(
-            _name, "classification", _tv(_name), _IMAGENET, 1000, _w, family="torchvision",
-            tags=frozenset({"imagenet"}), description=f"torchvision {_name}, ImageNet classifier",
+            _name,
+            "classification",
+            _tv(_name),
+            _IMAGENET,
+            1000,
+            _w,
+            family="torchvision",
+            tags=frozenset({"imagenet"}),
+            description=f"torchvision {_name}, ImageNet classifier",
         )
     )
 
@@ -122,37 +128,59 @@ for _name, _w in [
 ]:
     register(
         ModelSpec(
-            _name, "segmentation", _seg(_name), _SEG_INPUT, 21, _w, family="torchvision",
+            _name,
+            "segmentation",
+            _seg(_name),
+            _SEG_INPUT,
+            21,
+            _w,
+            family="torchvision",
             description=f"torchvision {_name}, 21-class VOC segmentation",
         )
     )
 
 register(
     ModelSpec(
-        "unet", "regression", lambda: networks.UNet(3, 1, base=32, depth=4),
+        "unet",
+        "regression",
+        lambda: networks.UNet(3, 1, base=32, depth=4),
         InputSpec((3, 256, 256), hw_range=(128, 256, 512), hw_multiple=16),
-        family="pytest-trt", description="U-Net image-to-field regression (3->1 channels)",
+        family="pytest-trt",
+        description="U-Net image-to-field regression (3->1 channels)",
     )
 )
 register(
     ModelSpec(
-        "attention_unet", "regression", lambda: networks.UNet(3, 1, base=32, depth=4, attention=True),
+        "attention_unet",
+        "regression",
+        lambda: networks.UNet(3, 1, base=32, depth=4, attention=True),
         InputSpec((3, 256, 256), hw_range=(128, 256, 512), hw_multiple=16),
-        family="pytest-trt", description="Attention U-Net image-to-field regression",
+        family="pytest-trt",
+        description="Attention U-Net image-to-field regression",
     )
 )
 # Small models: the plugin's own tests and the CPU smoke tier.
 register(
     ModelSpec(
-        "tinycnn", "classification", lambda: networks.TinyCNN(3, 10), InputSpec((3, 32, 32)), 10,
-        family="pytest-trt", tags=frozenset({"smoke", "tiny"}), description="4-layer CNN for tests",
+        "tinycnn",
+        "classification",
+        lambda: networks.TinyCNN(3, 10),
+        InputSpec((3, 32, 32)),
+        10,
+        family="pytest-trt",
+        tags=frozenset({"smoke", "tiny"}),
+        description="4-layer CNN for tests",
     )
 )
 register(
     ModelSpec(
-        "unet_small", "regression", lambda: networks.UNet(3, 1, base=8, depth=3),
+        "unet_small",
+        "regression",
+        lambda: networks.UNet(3, 1, base=8, depth=3),
         InputSpec((3, 64, 64), hw_range=(32, 64, 128), hw_multiple=8),
-        family="pytest-trt", tags=frozenset({"smoke", "tiny"}), description="small U-Net for the smoke tier",
+        family="pytest-trt",
+        tags=frozenset({"smoke", "tiny"}),
+        description="small U-Net for the smoke tier",
     )
 )
 
@@ -165,8 +193,14 @@ def _train_digits(model: nn.Module, seed: int) -> None:
 
 register(
     ModelSpec(
-        "digits_cnn", "classification", networks.DigitsCNN, InputSpec((1, 8, 8)), 10,
-        trainer=_train_digits, family="pytest-trt", tags=frozenset({"smoke", "tiny", "labelled"}),
+        "digits_cnn",
+        "classification",
+        networks.DigitsCNN,
+        InputSpec((1, 8, 8)),
+        10,
+        trainer=_train_digits,
+        family="pytest-trt",
+        tags=frozenset({"smoke", "tiny", "labelled"}),
         description="CNN trained in seconds on scikit-learn's digits (real labels)",
     )
 )

@@ -108,7 +108,9 @@ class OnnxRuntimeBackend(Backend):
         ]
         so = ort.SessionOptions()
         so.graph_optimization_level = (
-            levels[ctx.spec.opt_level] if ctx.spec.opt_level < 3 else ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            levels[ctx.spec.opt_level]
+            if ctx.spec.opt_level < 3
+            else ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         )
         so.log_severity_level = 3
         optimized = model.path.with_name(model.path.name + f".ortopt{ctx.spec.opt_level}.{id(self)}.tmp")
@@ -120,7 +122,9 @@ class OnnxRuntimeBackend(Backend):
             msg = str(exc)
             hint = "an operator or type this onnxruntime lacks" if "NOT_IMPLEMENTED" in msg else "see the log"
             raise BuildFailed(
-                f"onnxruntime could not load {model.path.name} ({hint}): {msg[:800]}", [msg], "bad_alloc" in msg
+                f"onnxruntime could not load {model.path.name} ({hint}): {msg[:800]}",
+                [msg],
+                "bad_alloc" in msg,
             ) from exc
         session_seconds = time.perf_counter() - t1
         layers = None
@@ -146,7 +150,11 @@ class OnnxRuntimeBackend(Backend):
         if recipe.graph == "qdq-int8":
             extra["qdq_nodes"] = count_qdq_nodes(model.path)
             assert calib is not None
-            extra["calibration"] = {"source": calib.source, "samples": len(calib), "method": recipe.calib_method}
+            extra["calibration"] = {
+                "source": calib.source,
+                "samples": len(calib),
+                "method": recipe.calib_method,
+            }
         info = EngineInfo(
             backend=self.name,
             backend_version=ort.__version__,

@@ -79,7 +79,7 @@ def load_tensorrt(module_name: str = "tensorrt") -> Any:
 
 
 def version_tuple(version: str) -> tuple[int, int]:
-    parts = (version.split(".") + ["0"])[:2]
+    parts = ([*version.split("."), "0"])[:2]
     return int(parts[0]), int(parts[1])
 
 
@@ -108,17 +108,31 @@ def choose_recipe(spec: BuildSpec, version: str) -> Recipe:
     if typing == "auto":
         typing = "strong" if strong_only else "weak"
     if typing == "weak" and strong_only:
-        raise Unsupported(f"TensorRT {version} removed weak typing (builder precision flags); use --trt-typing strong")
-    if typing == "strong" and not hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED") and not strong_only:
-        raise Unsupported(f"TensorRT {version} has no strongly typed networks (added in 9.0); use --trt-typing weak")
+        raise Unsupported(
+            f"TensorRT {version} removed weak typing (builder precision flags); use --trt-typing strong"
+        )
+    if (
+        typing == "strong"
+        and not hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED")
+        and not strong_only
+    ):
+        raise Unsupported(
+            f"TensorRT {version} has no strongly typed networks (added in 9.0); use --trt-typing weak"
+        )
     if typing == "strong":
         try:
             base = graph_recipe(spec.precision, spec.calib_method, spec.recipe_tool)
         except RecipeUnavailable as exc:
             raise Unsupported(f"tensorrt {spec.precision} (strongly typed): {exc}") from exc
         return Recipe(
-            base.precision, f"trt{fam}-strong-{base.name}", graph=base.graph, tool=base.tool,
-            strongly_typed=True, tf32=spec.tf32, calib_method=base.calib_method, details=base.details,
+            base.precision,
+            f"trt{fam}-strong-{base.name}",
+            graph=base.graph,
+            tool=base.tool,
+            strongly_typed=True,
+            tf32=spec.tf32,
+            calib_method=base.calib_method,
+            details=base.details,
         )
     flags = {"fp32": (), "fp16": ("FP16",), "bf16": ("BF16",), "int8": ("INT8",)}[spec.precision]
     for f in flags:
@@ -213,7 +227,8 @@ def _entropy_calibrator(samples: Samples, batch: int, cache_path: Path) -> Any:
         def get_batch_size(self) -> int:
             return batch
 
-        def get_batch(self, names: list[str]) -> list[int] | None:
+        # The stubs say list[int]; TensorRT documents None (or []) as "no more data".
+        def get_batch(self, names: list[str]) -> list[int] | None:  # type: ignore[override]
             if self.i >= len(self.batches):
                 return None
             self.keep = torch.from_numpy(np.ascontiguousarray(self.batches[self.i])).cuda()
@@ -250,7 +265,11 @@ def _shape_triplet(dims: Any, spec: BuildSpec, model: ModelSpec) -> tuple[tuple[
     return tuple(shapes)
 
 
-_HW_COMPAT = {"ampere_plus": "AMPERE_PLUS", "same_compute_capability": "SAME_COMPUTE_CAPABILITY", "none": "NONE"}
+_HW_COMPAT = {
+    "ampere_plus": "AMPERE_PLUS",
+    "same_compute_capability": "SAME_COMPUTE_CAPABILITY",
+    "none": "NONE",
+}
 
 
 def configure_builder(
@@ -270,7 +289,9 @@ def configure_builder(
     if spec.hardware_compat and spec.hardware_compat != "none":
         level = getattr(trt.HardwareCompatibilityLevel, _HW_COMPAT[spec.hardware_compat], None)
         if level is None:
-            raise Unsupported(f"this TensorRT has no HardwareCompatibilityLevel.{_HW_COMPAT[spec.hardware_compat]}")
+            raise Unsupported(
+                f"this TensorRT has no HardwareCompatibilityLevel.{_HW_COMPAT[spec.hardware_compat]}"
+            )
         config.hardware_compatibility_level = level
     if spec.version_compatible:
         config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
@@ -280,7 +301,9 @@ def configure_builder(
         config.set_flag(getattr(trt.BuilderFlag, f))
     profile = None
     dynamic = [
-        network.get_input(i) for i in range(network.num_inputs) if any(d < 0 for d in network.get_input(i).shape)
+        network.get_input(i)
+        for i in range(network.num_inputs)
+        if any(d < 0 for d in network.get_input(i).shape)
     ]
     if dynamic:
         profile = builder.create_optimization_profile()
@@ -332,7 +355,7 @@ def build_plan(
     """Build a serialized plan for ``onnx_path`` into ``out``; return facts for the sidecar."""
     logger = make_logger("WARNING")
     builder = trt.Builder(logger)
-    network, parser = parse_onnx(builder, logger, onnx_path, recipe)
+    network, _parser = parse_onnx(builder, logger, onnx_path, recipe)
     config, profile = configure_builder(builder, network, spec, recipe, model)
     if recipe.calibrator:
         if calibration is None or calib_cache_path is None:
@@ -394,8 +417,14 @@ class TrtEngine(TorchIOEngine):
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         self.inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self.outputs_names = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
-        self.t2t = {trt.float32: torch.float32, trt.float16: torch.float16, trt.int8: torch.int8,
-                    trt.int32: torch.int32, trt.bool: torch.bool, trt.uint8: torch.uint8}
+        self.t2t = {
+            trt.float32: torch.float32,
+            trt.float16: torch.float16,
+            trt.int8: torch.int8,
+            trt.int32: torch.int32,
+            trt.bool: torch.bool,
+            trt.uint8: torch.uint8,
+        }
         for a in ("bfloat16", "int64"):  # 10.0+
             if hasattr(trt, a):
                 self.t2t[getattr(trt, a)] = getattr(torch, a)
@@ -413,7 +442,9 @@ class TrtEngine(TorchIOEngine):
             return
         name = self.inputs[0]
         if not self.context.set_input_shape(name, tuple(feed.dev.shape)):
-            raise RuntimeError(f"input shape {tuple(feed.dev.shape)} is outside the engine's profile for {name!r}")
+            raise RuntimeError(
+                f"input shape {tuple(feed.dev.shape)} is outside the engine's profile for {name!r}"
+            )
         if not self.context.set_tensor_address(name, feed.dev.data_ptr()):
             raise RuntimeError(f"set_tensor_address failed for input {name!r}")
         missing = self.context.infer_shapes()
@@ -556,7 +587,11 @@ class TensorRTBackend(Backend):
         gpu = GpuIdentity.of(ctx.device)
         calib = ctx.calibration() if (recipe.graph == "qdq-int8" or recipe.calibrator) else None
         t0 = time.perf_counter()
-        model = apply_graph_recipe(ctx.cache, ctx.onnx, recipe, calib) if recipe.graph != "as-exported" else ctx.onnx
+        model = (
+            apply_graph_recipe(ctx.cache, ctx.onnx, recipe, calib)
+            if recipe.graph != "as-exported"
+            else ctx.onnx
+        )
         recipe_seconds = time.perf_counter() - t0
         key = self.plan_key(ctx, recipe, model.sha256, gpu)
         calib_path = None
@@ -569,8 +604,15 @@ class TensorRTBackend(Backend):
 
         def build(tmp: Path) -> dict[str, Any]:
             return build_plan(
-                model.path, tmp, ctx.spec, recipe, ctx.model_spec, cache=ctx.cache,
-                timing_cache_key=timing_key, calibration=calib, calib_cache_path=calib_path,
+                model.path,
+                tmp,
+                ctx.spec,
+                recipe,
+                ctx.model_spec,
+                cache=ctx.cache,
+                timing_cache_key=timing_key,
+                calibration=calib,
+                calib_cache_path=calib_path,
                 quiet=ctx.verbose < 0,
             )
 
@@ -582,7 +624,9 @@ class TensorRTBackend(Backend):
         runtime.engine_host_code_allowed = bool(ctx.spec.allow_host_code)
         engine = runtime.deserialize_cuda_engine(art.path.read_bytes())
         if engine is None:
-            raise BuildFailed(f"TensorRT could not deserialize {art.path}: " + "; ".join(logger.errors()[-3:]))
+            raise BuildFailed(
+                f"TensorRT could not deserialize {art.path}: " + "; ".join(logger.errors()[-3:])
+            )
         facts = engine_facts(engine, art.path.with_name(art.path.name + ".layers.json"))
         info = EngineInfo(
             backend=self.name,
@@ -601,7 +645,11 @@ class TensorRTBackend(Backend):
                 "compute_capability": gpu.compute_capability,
                 "trt_family": family(trt.__version__),
                 "plan_key": art.key[:16],
-                **{k: v for k, v in facts.items() if k not in ("layers", "device_memory_bytes", "engine_params")},
+                **{
+                    k: v
+                    for k, v in facts.items()
+                    if k not in ("layers", "device_memory_bytes", "engine_params")
+                },
             },
         )
         return TrtEngine(engine, ctx.device, info, logger)

@@ -90,7 +90,9 @@ class TorchBackend(Backend):
 
     def recipe(self, spec: BuildSpec) -> Recipe:
         if self.compile_mode:
-            return Recipe(spec.precision, f"torch-{spec.precision}-compile", tool=f"torch.compile({self.compile_mode})")
+            return Recipe(
+                spec.precision, f"torch-{spec.precision}-compile", tool=f"torch.compile({self.compile_mode})"
+            )
         return Recipe(spec.precision, f"torch-{spec.precision}-cast", tool="module.to(dtype)")
 
     def build(self, ctx: BuildContext) -> TorchEngine:
@@ -102,9 +104,14 @@ class TorchBackend(Backend):
         try:
             module = ctx.torch_model().to(device=ctx.device.torch, dtype=dtype).eval()
             if self.compile_mode:
-                module = torch.compile(module, mode=self.compile_mode, dynamic=ctx.spec.profile == "dynamic")
+                compiled = torch.compile(
+                    module, mode=self.compile_mode, dynamic=ctx.spec.profile == "dynamic"
+                )
+                module = compiled  # type: ignore[assignment]  # an OptimizedModule behaves as the module
         except torch.cuda.OutOfMemoryError as exc:
-            raise BuildFailed(f"out of memory moving {ctx.model_spec.name} to {ctx.device.torch}", oom=True) from exc
+            raise BuildFailed(
+                f"out of memory moving {ctx.model_spec.name} to {ctx.device.torch}", oom=True
+            ) from exc
         params = sum(p.numel() for p in module.parameters())
         info = EngineInfo(
             backend=self.name,

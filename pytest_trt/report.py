@@ -1,0 +1,247 @@
+"""``pytest-trt report``: the reference studies' figures, drawn from the user's own runs.
+
+Writes PNGs, a self-contained HTML page (images embedded) and a Markdown summary:
+throughput vs inference batch per precision, latency (mean and max) per model and precision,
+closeness vs atol fraction, memory during inference vs batch, build time vs optimization level.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pytest_trt.results import load_run
+
+FIGURES = (
+    "throughput_vs_batch",
+    "latency_by_precision",
+    "closeness_curves",
+    "memory_vs_batch",
+    "build_vs_opt_level",
+)
+
+
+def _rows(paths: Sequence[Path]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    machine: dict[str, Any] = {}
+    for p in paths:
+        data = load_run(p)
+        machine = machine or (data.get("machine_info", {}).get("pytest_trt") or {})
+        seen = set()
+        for b in data["benchmarks"]:
+            ex = dict(b.get("extra_info") or {})
+            ex["_name"] = b.get("name")
+            ex["_stats"] = b.get("stats") or {}
+            rows.append(ex)
+            seen.add(b.get("fullname"))
+        for c in (data.get("pytest_trt") or {}).get("cases", []):
+            if c.get("nodeid") not in seen and c.get("status") not in ("skipped",):
+                ex = dict(c.get("extra_info") or {})
+                ex["_name"] = c.get("id")
+                ex["_stats"] = {}
+                rows.append(ex)
+    return rows, machine
+
+
+def _series_label(r: dict[str, Any], *keys: str) -> str:
+    return " ".join(str(r.get(k)) for k in keys if r.get(k) is not None)
+
+
+def _mem_mb(r: dict[str, Any]) -> float | None:
+    m = r.get("memory") or {}
+    for k in ("device_memory_used_mb", "host_rss_mb"):
+        v = m.get(k)
+        if isinstance(v, dict) and v.get("max") is not None:
+            return float(v["max"])
+    return None
+
+
+def make_figures(rows: list[dict[str, Any]], out: Path) -> dict[str, Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figs: dict[str, Path] = {}
+
+    def save(fig: Any, name: str) -> None:
+        p = out / f"{name}.png"
+        fig.tight_layout()
+        fig.savefig(p, dpi=110)
+        plt.close(fig)
+        figs[name] = p
+
+    timed = [r for r in rows if r.get("throughput_samples_per_s")]
+    # 1. throughput vs batch, one line per model/backend/precision (dynamic profiles first)
+    series: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for r in timed:
+        series[_series_label(r, "model", "backend", "precision", "profile")].append(
+            (int(r["batch"]), float(r["throughput_samples_per_s"]))
+        )
+    if series:
+        fig, ax = plt.subplots(figsize=(8, 5))
+        for label, pts in sorted(series.items()):
+            pts.sort()
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("inference batch")
+        ax.set_ylabel("throughput (samples/s, median)")
+        ax.set_title("Throughput vs inference batch")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+        save(fig, "throughput_vs_batch")
+    # 2. latency mean / max per model+backend x precision at the smallest batch
+    if timed:
+        small = min(int(r["batch"]) for r in timed)
+        sel = [r for r in timed if int(r["batch"]) == small]
+        labels = [_series_label(r, "model", "backend", "precision", "profile") for r in sel]
+        means = [r["latency_ms"]["model"]["mean"] for r in sel]
+        maxes = [r["latency_ms"]["model"]["max"] for r in sel]
+        fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(sel) + 2), 5))
+        xs = range(len(sel))
+        ax.bar([x - 0.2 for x in xs], means, width=0.4, label="mean")
+        ax.bar([x + 0.2 for x in xs], maxes, width=0.4, label="max")
+        ax.set_xticks(list(xs))
+        ax.set_xticklabels(labels, rotation=45, ha="right", fontsize=7)
+        ax.set_ylabel("latency (ms)")
+        ax.set_title(f"Latency at batch {small} (model only)")
+        ax.legend()
+        save(fig, "latency_by_precision")
+    # 3. closeness curves
+    curves: dict[str, dict[str, float]] = {}
+    for r in rows:
+        c = (r.get("quality") or {}).get("closeness")
+        if c:
+            curves.setdefault(_series_label(r, "model", "backend", "precision"), c)
+    if curves:
+        fig, ax = plt.subplots(figsize=(8, 5))
+        for label, c in sorted(curves.items()):
+            fs = sorted(c, key=float)
+            ax.plot([float(f) for f in fs], [c[f] for f in fs], marker="o", label=label)
+        ax.set_xscale("log")
+        ax.set_xlabel("atol as a fraction of the baseline's 90th-percentile |output|")
+        ax.set_ylabel("closeness (% of outputs within atol)")
+        ax.set_ylim(0, 102)
+        ax.set_title("Closeness to the PyTorch fp32 baseline")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+        save(fig, "closeness_curves")
+    # 4. memory vs batch
+    mem: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for r in timed:
+        m = _mem_mb(r)
+        if m is not None:
+            mem[_series_label(r, "model", "backend", "precision", "profile")].append((int(r["batch"]), m))
+    if mem:
+        fig, ax = plt.subplots(figsize=(8, 5))
+        for label, pts in sorted(mem.items()):
+            pts.sort()
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="s", label=label)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("inference batch")
+        ax.set_ylabel("memory during inference, max (MiB)")
+        ax.set_title("Memory vs batch (device memory used on GPU, process RSS on CPU)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+        save(fig, "memory_vs_batch")
+    # 5. build time vs optimization level
+    build: dict[str, dict[int, float]] = defaultdict(dict)
+    for r in rows:
+        eng = r.get("engine") or {}
+        bs = eng.get("build_seconds")
+        if bs is not None and r.get("opt_level") is not None and not eng.get("cached"):
+            build[_series_label(r, "model", "backend", "precision", "profile")][int(r["opt_level"])] = float(
+                bs
+            )
+    if build:
+        fig, ax = plt.subplots(figsize=(8, 5))
+        for label, levels in sorted(build.items()):
+            ks = sorted(levels)
+            ax.plot(ks, [levels[k] for k in ks], marker="^", label=label)
+        ax.set_xlabel("builder optimization level")
+        ax.set_ylabel("build time (s, uncached builds)")
+        ax.set_title("Build time vs optimization level")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+        save(fig, "build_vs_opt_level")
+    return figs
+
+
+def _table(rows: list[dict[str, Any]]) -> list[list[str]]:
+    def f(x: Any, spec: str = ".3f") -> str:
+        return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+
+    out = [
+        [
+            "result",
+            "status",
+            "recipe",
+            "median ms",
+            "p99 ms",
+            "samples/s",
+            "closeness@0.1 %",
+            "valid",
+            "weights",
+        ]
+    ]
+    for r in sorted(rows, key=lambda r: str(r.get("_name"))):
+        lat = (r.get("latency_ms") or {}).get("model") or {}
+        out.append(
+            [
+                str(r.get("_name")),
+                str(r.get("status")),
+                str((r.get("recipe") or {}).get("name", "-")),
+                f(lat.get("median")),
+                f(lat.get("p99")),
+                f(r.get("throughput_samples_per_s"), ".1f"),
+                f(((r.get("quality") or {}).get("closeness") or {}).get("0.1"), ".2f"),
+                "-" if r.get("valid") is None else str(r.get("valid")),
+                str(r.get("weights", "-")),
+            ]
+        )
+    return out
+
+
+def write_report(paths: Sequence[Path], out: Path) -> dict[str, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    rows, machine = _rows(paths)
+    figs = make_figures(rows, out)
+    table = _table(rows)
+    env = ", ".join(f"{k}={machine.get(k)}" for k in ("gpu", "driver", "trt_version", "torch", "onnxruntime"))
+    md = [
+        "# pytest-trt report",
+        "",
+        f"Runs: {', '.join(str(p) for p in paths)}",
+        "",
+        f"Environment: {env}",
+        "",
+    ]
+    md += [f"![{n}]({p.name})" for n, p in figs.items()] + [""]
+    md.append("| " + " | ".join(table[0]) + " |")
+    md.append("|" + "---|" * len(table[0]))
+    md += ["| " + " | ".join(row) + " |" for row in table[1:]]
+    (out / "report.md").write_text("\n".join(md) + "\n")
+    imgs = "".join(
+        f'<figure><img alt="{html.escape(n)}" src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">'
+        f"<figcaption>{html.escape(n.replace('_', ' '))}</figcaption></figure>"
+        for n, p in figs.items()
+    )
+    trs = "".join(
+        "<tr>"
+        + "".join(f"<{'th' if i == 0 else 'td'}>{html.escape(c)}</{'th' if i == 0 else 'td'}>" for c in row)
+        + "</tr>"
+        for i, row in enumerate(table)
+    )
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>pytest-trt report</title><style>"
+        "body{font-family:sans-serif;margin:2em}img{max-width:100%}table{border-collapse:collapse;font-size:12px}"
+        "td,th{border:1px solid #ccc;padding:3px 6px}figure{margin:1em 0}</style></head><body>"
+        f"<h1>pytest-trt report</h1><p>{html.escape(env)}</p>{imgs}<table>{trs}</table></body></html>"
+    )
+    (out / "report.html").write_text(page)
+    return {"html": out / "report.html", "markdown": out / "report.md", **figs}

@@ -1,0 +1,119 @@
+"""Spreading a benchmark matrix over GPUs: deterministic sharding and merging of the JSON files.
+
+Each GPU gets its own pytest process (pinned with ``CUDA_VISIBLE_DEVICES``) that collects the same
+matrix and keeps its share (``--trt-shard I/N``).  Cases that share an engine (a dynamic profile's
+batch sweep) stay together, so each engine is built and timed on one GPU.  Timing never runs under
+xdist: pytest-benchmark disables itself there.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+_BATCH = re.compile(r"-b\d+(?=-opt\d)")
+
+
+def group_of(nodeid: str) -> str:
+    """Cases of one engine: the node id without its batch, unless the profile is static."""
+    if "-dynamic-" in nodeid:
+        return _BATCH.sub("-b*", nodeid)
+    return nodeid
+
+
+def assign(nodeids: Sequence[str], n: int) -> dict[str, int]:
+    """Balanced, deterministic assignment of node ids to ``n`` shards, engine groups kept whole."""
+    if n < 1:
+        raise ValueError("shard count must be >= 1")
+    groups: dict[str, list[str]] = {}
+    for nid in nodeids:
+        groups.setdefault(group_of(nid), []).append(nid)
+    load = [0] * n
+    out = {}
+    # Largest groups first, each onto the least loaded shard (ties: lowest index) -- LPT scheduling.
+    for g in sorted(groups, key=lambda g: (-len(groups[g]), g)):
+        k = min(range(n), key=lambda i: (load[i], i))
+        load[k] += len(groups[g])
+        for nid in groups[g]:
+            out[nid] = k
+    return out
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
+    if not m or not (0 <= int(m.group(1)) < int(m.group(2))):
+        raise ValueError(f"--trt-shard {text!r}: expected I/N with 0 <= I < N, e.g. 0/2")
+    return int(m.group(1)), int(m.group(2))
+
+
+def parse_gpus(text: str, available: int | None) -> list[str]:
+    """``all`` (every visible GPU), or a comma list of indices/UUIDs."""
+    if text == "all":
+        if not available:
+            raise ValueError("--gpus all: no GPU is visible (NVML found none); pass explicit indices")
+        return [str(i) for i in range(available)]
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise ValueError(f"--gpus {text!r}: expected 'all' or a comma list such as 0,1")
+    if len(set(items)) != len(items):
+        raise ValueError(f"--gpus {text!r}: a GPU is listed twice")
+    return items
+
+
+def merge(runs: Sequence[Mapping[str, Any]], labels: Sequence[str]) -> dict[str, Any]:
+    """One pytest-benchmark JSON from per-GPU (or per-power-mode) files; machine_info lists each."""
+    if not runs:
+        raise ValueError("nothing to merge")
+    out = copy.deepcopy(dict(runs[0]))
+    out["benchmarks"] = []
+    cases: list[Any] = []
+    shards = []
+    for run, label in zip(runs, labels, strict=True):
+        for b in run.get("benchmarks", []):
+            b = copy.deepcopy(b)
+            b.setdefault("extra_info", {})["shard"] = label
+            out["benchmarks"].append(b)
+        cases.extend((run.get("pytest_trt") or {}).get("cases", []))
+        mi = (run.get("machine_info") or {}).get("pytest_trt") or {}
+        shards.append(
+            {
+                "label": label,
+                "gpus": mi.get("gpus"),
+                "cuda_visible_devices": mi.get("cuda_visible_devices"),
+                "jetson": mi.get("jetson"),
+            }
+        )
+    mi = out.setdefault("machine_info", {}).setdefault("pytest_trt", {})
+    mi["shards"] = shards
+    mi["gpus"] = [g for s in shards for g in (s["gpus"] or [])]
+    if "pytest_trt" in out:
+        out["pytest_trt"]["cases"] = cases
+    return out
+
+
+def xdist_worker_gpu(worker: str | None, visible: str | None, count: int) -> str | None:
+    """The GPU a correctness-only xdist worker ``gwK`` should see (K mod GPU count)."""
+    if not worker or not worker.startswith("gw") or count < 1:
+        return None
+    k = int(worker[2:]) % count
+    if visible:
+        items = [v for v in visible.split(",") if v.strip()]
+        return items[k % len(items)] if items else None
+    return str(k)
+
+
+def pin_xdist_worker() -> str | None:
+    """Called at configure time in xdist workers, before anything creates a CUDA context."""
+    from pytest_trt import telemetry
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return None
+    n = len(telemetry.visible_handles())
+    gpu = xdist_worker_gpu(worker, os.environ.get("CUDA_VISIBLE_DEVICES"), n)
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+    return gpu
