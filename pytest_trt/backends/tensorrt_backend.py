@@ -279,8 +279,7 @@ def configure_builder(
     config = builder.create_builder_config()
     if spec.workspace_mb is not None:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, spec.workspace_mb << 20)
-    if hasattr(config, "builder_optimization_level"):
-        config.builder_optimization_level = spec.opt_level
+    config.builder_optimization_level = spec.opt_level  # 8.6+; every supported version has it
     if spec.avg_timing_iterations is not None:
         config.avg_timing_iterations = spec.avg_timing_iterations
     config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # the inspector's layer list needs it
