@@ -135,7 +135,11 @@ def expand(req: Request, settings: Settings) -> list[Any]:
             hws = list(settings.hws or req.hws or [spec.input.shape[-1]])
         for bname in bks:
             backend = backends.get(bname)
-            b_profiles = profiles if bname != "torch" and bname != "torch_compile" else profiles[:1]
+            # Eager frameworks have no build-time profile: one entry, "dynamic" (any batch) when asked for.
+            if bname in ("torch", "torch_compile"):
+                b_profiles = ["dynamic"] if "dynamic" in profiles else profiles[:1]
+            else:
+                b_profiles = profiles
             b_opts = opts if backend.uses_opt_level else opts[:1]
             for prec in precs:
                 for prof in b_profiles:

@@ -6,24 +6,23 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 # pytester's in-process runs restore sys.modules afterwards; native extensions imported for the first
 # time inside such a run (torch._dynamo -> triton, the ONNX exporter) abort when imported again.
 # Importing them here, once, keeps them out of that snapshot.
 import onnxconverter_common  # noqa: F401
 import onnxruntime.quantization  # noqa: F401
-import torch._dynamo  # noqa: F401
+import pytest
+import torch._dynamo
 import torch.onnx  # noqa: F401
 import torchvision  # noqa: F401
 
-BENCH = '''
+BENCH = """
 import pytest
 
 @pytest.mark.trt_matrix(models=["tinycnn"], backends=["onnxruntime", "torch", "tensorrt"])
 def test_tiny(trt_run):
     trt_run.run()
-'''
+"""
 
 
 @pytest.fixture(scope="session")
@@ -39,9 +38,20 @@ def bench_file(pytester: pytest.Pytester) -> Path:
 
 def fast_args(cache: Path, *extra: str) -> list[str]:
     """Options that keep a pytester benchmark run to a few seconds on CPU."""
-    return ["-p", "no:cacheprovider", f"--trt-cache-dir={cache}", "--trt-device=cpu", "--trt-rounds=5",
-            "--trt-min-time=0", "--trt-warmup=0", "--trt-warmup-iters=1", "--trt-e2e-rounds=2",
-            "--trt-samples=4", "--trt-calib-samples=4", *extra]
+    return [
+        "-p",
+        "no:cacheprovider",
+        f"--trt-cache-dir={cache}",
+        "--trt-device=cpu",
+        "--trt-rounds=5",
+        "--trt-min-time=0",
+        "--trt-warmup=0",
+        "--trt-warmup-iters=1",
+        "--trt-e2e-rounds=2",
+        "--trt-samples=4",
+        "--trt-calib-samples=4",
+        *extra,
+    ]
 
 
 def load_json(path: Path) -> dict[str, Any]:

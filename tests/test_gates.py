@@ -48,7 +48,9 @@ def test_relative_accuracy_gate_and_nan() -> None:
     labels = np.arange(4)
     q = metrics.quality("classification", base, out, labels)
     res = gates.evaluate([gates.Gate.parse("accuracy_top1>=0.99xbase")], q, trained=True)
-    assert not res[0].passed and res[0].required == pytest.approx(0.99) and res[0].value == pytest.approx(0.75)
+    assert (
+        not res[0].passed and res[0].required == pytest.approx(0.99) and res[0].value == pytest.approx(0.75)
+    )
     qn = metrics.quality("classification", base, np.full_like(base, np.nan))
     res = gates.evaluate(gates.gates_for("fp32"), qn, trained=True, base=base, out=np.full_like(base, np.nan))
     assert any(r.gate.metric == "nan_or_inf" and not r.passed for r in res)

@@ -56,14 +56,18 @@ def _brute_topk(row: np.ndarray, k: int) -> list[int]:
     return sorted(range(len(row)), key=lambda i: (-row[i], i))[:k]
 
 
-@given(arrays(np.float64, st.tuples(st.integers(1, 6), st.integers(2, 12)), elements=st.floats(-5, 5)), st.data())
+@given(
+    arrays(np.float64, st.tuples(st.integers(1, 6), st.integers(2, 12)), elements=st.floats(-5, 5)), st.data()
+)
 def test_topk_metrics_match_brute_force(base: np.ndarray, data: st.DataObject) -> None:
     out = base + data.draw(arrays(np.float64, base.shape, elements=st.floats(-1, 1)))
     res = metrics.classification(base, out)
     n, c = base.shape
     k5 = min(5, c)
     top1 = np.mean([_brute_topk(base[i], 1) == _brute_topk(out[i], 1) for i in range(n)])
-    overlap = np.mean([len(set(_brute_topk(base[i], k5)) & set(_brute_topk(out[i], k5))) / k5 for i in range(n)])
+    overlap = np.mean(
+        [len(set(_brute_topk(base[i], k5)) & set(_brute_topk(out[i], k5))) / k5 for i in range(n)]
+    )
     assert res["top1_agreement"] == pytest.approx(top1)
     assert res["top5_overlap"] == pytest.approx(overlap)
     for r in range(min(10, c)):
@@ -77,7 +81,13 @@ def test_accuracy_against_labels() -> None:
     assert acc["accuracy_top1"] == pytest.approx(2 / 3) and acc["accuracy_top5"] == 1.0
 
 
-@given(arrays(np.int64, st.tuples(st.integers(1, 3), st.integers(1, 8), st.integers(1, 8)), elements=st.integers(0, 4)))
+@given(
+    arrays(
+        np.int64,
+        st.tuples(st.integers(1, 3), st.integers(1, 8), st.integers(1, 8)),
+        elements=st.integers(0, 4),
+    )
+)
 def test_segmentation_closeness_of_mask_with_itself(labels: np.ndarray) -> None:
     res = metrics.segmentation_labels(labels, labels.copy())
     assert res["seg_closeness"] == 100.0 and res["mask_iou"] == 1.0 and res["mask_dice"] == 1.0

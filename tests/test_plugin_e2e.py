@@ -12,31 +12,62 @@ from tests.conftest import fast_args, load_json
 
 
 def test_ids_and_k_selection(pytester: pytest.Pytester, bench_file: Path, shared_cache: Path) -> None:
-    r = pytester.runpytest(*fast_args(shared_cache, "--trt-batch=1,4", "--trt-precision=fp32,int8"), "--co", "-q")
-    r.stdout.fnmatch_lines([
-        "*test_tiny[[]tinycnn-onnxruntime-fp32-dynamic-b1-opt3[]]",
-        "*test_tiny[[]tinycnn-onnxruntime-int8-dynamic-b4-opt3[]]",
-        "*test_tiny[[]tinycnn-torch-fp32-dynamic-b4-opt3[]]",
-        "*test_tiny[[]tinycnn-tensorrt-fp32-dynamic-b1-opt3[]]",
-    ])
+    r = pytester.runpytest(
+        *fast_args(shared_cache, "--trt-batch=1,4", "--trt-precision=fp32,int8"), "--co", "-q"
+    )
+    r.stdout.fnmatch_lines(
+        [
+            "*test_tiny[[]tinycnn-onnxruntime-fp32-dynamic-b1-opt3[]]",
+            "*test_tiny[[]tinycnn-onnxruntime-int8-dynamic-b4-opt3[]]",
+            "*test_tiny[[]tinycnn-torch-fp32-dynamic-b4-opt3[]]",
+            "*test_tiny[[]tinycnn-tensorrt-fp32-dynamic-b1-opt3[]]",
+        ]
+    )
     assert "12 tests collected" in r.stdout.str()
-    r = pytester.runpytest(*fast_args(shared_cache, "--trt-batch=1,4", "--trt-precision=fp32,int8"), "--co", "-q",
-                           "-k", "int8 and b4")
+    r = pytester.runpytest(
+        *fast_args(shared_cache, "--trt-batch=1,4", "--trt-precision=fp32,int8"),
+        "--co",
+        "-q",
+        "-k",
+        "int8 and b4",
+    )
     assert "3/12 tests collected (9 deselected)" in r.stdout.str()
 
 
-def test_run_writes_json_with_extra_info(pytester: pytest.Pytester, bench_file: Path, shared_cache: Path) -> None:
+def test_run_writes_json_with_extra_info(
+    pytester: pytest.Pytester, bench_file: Path, shared_cache: Path
+) -> None:
     out = pytester.path / "out.json"
-    r = pytester.runpytest(*fast_args(shared_cache, "--trt-batch=2", "--trt-precision=fp32,int8"),
-                           f"--benchmark-json={out}", "-rs")
+    r = pytester.runpytest(
+        *fast_args(shared_cache, "--trt-batch=2", "--trt-precision=fp32,int8"),
+        f"--benchmark-json={out}",
+        "-rs",
+    )
     # onnxruntime fp32 + int8 and torch fp32 run; torch int8 and every tensorrt case skip with reasons.
     r.assert_outcomes(passed=3, skipped=3)
-    r.stdout.fnmatch_lines(["*SKIPPED*torch eager has no int8*", "*SKIPPED*tensorrt unavailable*import tensorrt*"])
+    r.stdout.fnmatch_lines(
+        ["*SKIPPED*torch eager has no int8*", "*SKIPPED*tensorrt unavailable*import tensorrt*"]
+    )
     data = load_json(out)
     by = {b["param"]: b for b in data["benchmarks"]}
     ei = by["tinycnn-onnxruntime-int8-dynamic-b2-opt3"]["extra_info"]
-    for key in ("model", "backend", "precision", "profile", "batch", "opt_level", "weights", "status", "recipe",
-                "throughput_samples_per_s", "latency_ms", "quality", "validity", "memory", "engine"):
+    for key in (
+        "model",
+        "backend",
+        "precision",
+        "profile",
+        "batch",
+        "opt_level",
+        "weights",
+        "status",
+        "recipe",
+        "throughput_samples_per_s",
+        "latency_ms",
+        "quality",
+        "validity",
+        "memory",
+        "engine",
+    ):
         assert key in ei, key
     assert ei["status"] == "ok" and ei["weights"] == "random(seed=0)" and ei["batch"] == 2
     assert ei["recipe"]["graph"] == "qdq-int8" and ei["engine"]["qdq_nodes"]["QuantizeLinear"] > 0
@@ -50,8 +81,12 @@ def test_run_writes_json_with_extra_info(pytester: pytest.Pytester, bench_file: 
     assert "tensorrt" in cases["tinycnn-tensorrt-fp32-dynamic-b2-opt3"]["message"]
     assert data["machine_info"]["pytest_trt"]["onnxruntime"]
     # pytest-benchmark's own CLI loads the file
-    p = subprocess.run([str(Path(sys.executable).parent / "pytest-benchmark"), "compare", str(out)],
-                       capture_output=True, text=True, check=False)
+    p = subprocess.run(
+        [str(Path(sys.executable).parent / "pytest-benchmark"), "compare", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert p.returncode == 0, p.stderr
     assert "test_tiny" in p.stdout
 
@@ -61,41 +96,64 @@ def test_second_run_rebuilds_nothing(pytester: pytest.Pytester, bench_file: Path
     args = fast_args(cache, "--trt-batch=1", "--trt-precision=fp16,int8", "--trt-backend=onnxruntime")
     first = pytester.runpytest(*args)
     first.assert_outcomes(passed=2)
-    first.stdout.fnmatch_lines(["*pytest-trt cache*onnx: 1 built, 0 reused*onnx-fp16-converted: 1 built*onnx-qdq-int8: 1 built*"])
+    first.stdout.fnmatch_lines(
+        ["*pytest-trt cache*onnx: 1 built, 0 reused*onnx-fp16-converted: 1 built*onnx-qdq-int8: 1 built*"]
+    )
     second = pytester.runpytest(*args)
     second.assert_outcomes(passed=2)
-    second.stdout.fnmatch_lines(["*pytest-trt cache*onnx: 0 built, 1 reused*onnx-fp16-converted: 0 built, 1 reused*"
-                                 "onnx-qdq-int8: 0 built, 1 reused*"])
+    second.stdout.fnmatch_lines(
+        [
+            "*pytest-trt cache*onnx: 0 built, 1 reused*onnx-fp16-converted: 0 built, 1 reused*"
+            "onnx-qdq-int8: 0 built, 1 reused*"
+        ]
+    )
 
 
-def test_header_lists_backends_and_device(pytester: pytest.Pytester, bench_file: Path, shared_cache: Path) -> None:
+def test_header_lists_backends_and_device(
+    pytester: pytest.Pytester, bench_file: Path, shared_cache: Path
+) -> None:
     r = pytester.runpytest(*fast_args(shared_cache), "--co", "-q", "-v")
     r.stdout.fnmatch_lines(["pytest-trt: device cpu*", "*tensorrt: unavailable (*", "*onnxruntime 1.*"])
 
 
-def test_static_profile_and_batch_outside_dynamic_range(pytester: pytest.Pytester, bench_file: Path,
-                                                        shared_cache: Path) -> None:
-    r = pytester.runpytest(*fast_args(shared_cache, "--trt-backend=onnxruntime", "--trt-precision=fp32",
-                                      "--trt-profile=static,dynamic", "--trt-batch=3,9",
-                                      "--trt-dynamic-batch=1,4,8"), "-rs")
+def test_static_profile_and_batch_outside_dynamic_range(
+    pytester: pytest.Pytester, bench_file: Path, shared_cache: Path
+) -> None:
+    r = pytester.runpytest(
+        *fast_args(
+            shared_cache,
+            "--trt-backend=onnxruntime",
+            "--trt-precision=fp32",
+            "--trt-profile=static,dynamic",
+            "--trt-batch=3,9",
+            "--trt-dynamic-batch=1,4,8",
+        ),
+        "-rs",
+    )
     r.assert_outcomes(passed=3, skipped=1)
     r.stdout.fnmatch_lines(["*batch 9 outside the dynamic profile 1..8*"])
 
 
 def test_quality_gate_failure_states_values(pytester: pytest.Pytester, shared_cache: Path) -> None:
-    pytester.makepyfile(test_gate='''
+    pytester.makepyfile(
+        test_gate="""
 import pytest
 
 @pytest.mark.trt_quality(int8=["closeness@0.005>=99.99"])
 @pytest.mark.trt_matrix(models=["tinycnn"], backends=["onnxruntime"], precisions=["int8"], batches=[2])
 def test_q(trt_run):
     trt_run.run()
-''')
+"""
+    )
     out = pytester.path / "g.json"
     r = pytester.runpytest(*fast_args(shared_cache), f"--benchmark-json={out}")
     r.assert_outcomes(failed=1)
-    r.stdout.fnmatch_lines(["*quality gate failed for tinycnn-onnxruntime-int8-dynamic-b2-opt3*",
-                            "*closeness@0.005 = * (required >= 99.99) FAILED; smallest f reaching 99.99%: *"])
+    r.stdout.fnmatch_lines(
+        [
+            "*quality gate failed for tinycnn-onnxruntime-int8-dynamic-b2-opt3*",
+            "*closeness@0.005 = * (required >= 99.99) FAILED; smallest f reaching 99.99%: *",
+        ]
+    )
     # the timing was recorded before the gate failed: nothing is lost
     case = load_json(out)["pytest_trt"]["cases"][0]
     assert case["status"] == "quality_failed" and case["extra_info"]["latency_ms"]["model"]["n"] >= 5

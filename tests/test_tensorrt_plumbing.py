@@ -81,14 +81,23 @@ def test_recipe_refusals_are_reasons(bind, family: str, precision: str, typing: 
         tb.choose_recipe(BuildSpec(precision=precision, typing=typing, recipe_tool="ort"), FAMILIES[family])
 
 
-def _build(double: types.ModuleType, onnx_path: Path, spec: BuildSpec, tmp_path: Path, quiet: bool = True) -> dict:  # type: ignore[type-arg]
+def _build(
+    double: types.ModuleType, onnx_path: Path, spec: BuildSpec, tmp_path: Path, quiet: bool = True
+) -> dict:  # type: ignore[type-arg]
     recipe = tb.choose_recipe(spec, double.__version__)
     calib = synthetic((3, 32, 32), 8, 1) if recipe.calibrator else None
     cache = ArtifactCache(tmp_path / "c")
     return tb.build_plan(
-        onnx_path, tmp_path / "plan.tmp", spec, recipe, zoo.get("tinycnn"), cache=cache,
-        timing_cache_key={"trt": double.__version__}, calibration=calib,
-        calib_cache_path=tmp_path / "calib.cache" if calib is not None else None, quiet=quiet,
+        onnx_path,
+        tmp_path / "plan.tmp",
+        spec,
+        recipe,
+        zoo.get("tinycnn"),
+        cache=cache,
+        timing_cache_key={"trt": double.__version__},
+        calibration=calib,
+        calib_cache_path=tmp_path / "calib.cache" if calib is not None else None,
+        quiet=quiet,
     )
 
 
@@ -96,7 +105,9 @@ def _build(double: types.ModuleType, onnx_path: Path, spec: BuildSpec, tmp_path:
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
 @pytest.mark.parametrize("profile", ["static", "dynamic"])
 @pytest.mark.parametrize("opt", [0, 3, 5])
-def test_builder_calls(bind, onnx_files, tmp_path, family: str, precision: str, profile: str, opt: int) -> None:  # type: ignore[no-untyped-def]
+def test_builder_calls(
+    bind, onnx_files, tmp_path, family: str, precision: str, profile: str, opt: int
+) -> None:  # type: ignore[no-untyped-def]
     double = bind(FAMILIES[family])
     spec = BuildSpec(precision=precision, profile=profile, batch=1, opt_level=opt, recipe_tool="ort")
     recipe = tb.choose_recipe(spec, double.__version__)
@@ -107,7 +118,9 @@ def test_builder_calls(bind, onnx_files, tmp_path, family: str, precision: str, 
     if family == "8.6":
         assert net_flags == 1 << int(double.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
     elif family == "10":
-        assert net_flags == (1 << int(double.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if recipe.strongly_typed else 0)
+        assert net_flags == (
+            1 << int(double.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if recipe.strongly_typed else 0
+        )
     else:
         assert net_flags == 0  # 11.x: always strongly typed, no flag needed (and STRONGLY_TYPED == 0 there)
     assert ("config.builder_optimization_level", (opt,)) in R.calls
@@ -137,14 +150,24 @@ def test_builder_calls(bind, onnx_files, tmp_path, family: str, precision: str, 
 
 def test_builder_settings_are_applied(bind, onnx_files, tmp_path) -> None:  # type: ignore[no-untyped-def]
     double = bind(FAMILIES["10"])
-    spec = BuildSpec(workspace_mb=512, avg_timing_iterations=4, max_aux_streams=0, hardware_compat="ampere_plus",
-                     version_compatible=True, allow_host_code=True, tf32=False)
+    spec = BuildSpec(
+        workspace_mb=512,
+        avg_timing_iterations=4,
+        max_aux_streams=0,
+        hardware_compat="ampere_plus",
+        version_compatible=True,
+        allow_host_code=True,
+        tf32=False,
+    )
     _build(double, onnx_files["dynamic"], spec, tmp_path)
     R = double.recorder
     assert ("config.set_memory_pool_limit", ("WORKSPACE", 512 << 20)) in R.calls
     assert ("config.avg_timing_iterations", (4,)) in R.calls
     assert ("config.max_aux_streams", (0,)) in R.calls
-    assert ("config.hardware_compatibility_level", (double.HardwareCompatibilityLevel.AMPERE_PLUS,)) in R.calls
+    assert (
+        "config.hardware_compatibility_level",
+        (double.HardwareCompatibilityLevel.AMPERE_PLUS,),
+    ) in R.calls
     assert ("config.set_flag", ("VERSION_COMPATIBLE",)) in R.calls
     assert ("config.clear_flag", ("TF32",)) in R.calls
 
@@ -208,6 +231,12 @@ def test_stub_namespace_is_not_tensorrt(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_family_and_version_parsing() -> None:
-    assert [tb.family(v) for v in ("8.6.1.6", "10.0.1", "10.16.0", "11.1.0.106", "12.0")] == ["8.6", "10", "10", "11", "11"]
+    assert [tb.family(v) for v in ("8.6.1.6", "10.0.1", "10.16.0", "11.1.0.106", "12.0")] == [
+        "8.6",
+        "10",
+        "10",
+        "11",
+        "11",
+    ]
     assert tb.version_tuple("11") == (11, 0)
     assert np.isfinite(1.0)

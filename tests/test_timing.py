@@ -21,7 +21,11 @@ def test_percentile_matches_numpy(xs: list[float], q: int) -> None:
 
 def test_summarize_ms_and_cov() -> None:
     s = timing.summarize([0.001, 0.002, 0.003])
-    assert s["mean"] == pytest.approx(2.0) and s["median"] == pytest.approx(2.0) and s["max"] == pytest.approx(3.0)
+    assert (
+        s["mean"] == pytest.approx(2.0)
+        and s["median"] == pytest.approx(2.0)
+        and s["max"] == pytest.approx(3.0)
+    )
     assert s["stddev"] == pytest.approx(statistics.stdev([1, 2, 3]))
     assert s["cov"] == pytest.approx(0.5) and s["n"] == 3
 
@@ -64,7 +68,7 @@ def test_throughput_is_batch_times_qps() -> None:
 
 def test_virtual_clock_feeds_pedantic_stats(pytester: pytest.Pytester) -> None:
     """A target that advances the clock by known amounts: pytest-benchmark must report exactly those."""
-    pytester.makepyfile('''
+    pytester.makepyfile("""
 import pytest
 from pytest_trt.timing import VIRTUAL_CLOCK
 
@@ -74,7 +78,7 @@ DUR = [0.002, 0.004, 0.003, 0.001, 0.005]
 def test_v(benchmark):
     it = iter(DUR)
     benchmark.pedantic(lambda: VIRTUAL_CLOCK.advance(next(it)), rounds=5, iterations=1)
-''')
+""")
     out = pytester.path / "v.json"
     r = pytester.runpytest("-p", "no:cacheprovider", f"--benchmark-json={out}")
     r.assert_outcomes(passed=1)

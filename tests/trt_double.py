@@ -74,7 +74,9 @@ def make_double(version: str, *, fail_build: str | None = None, fail_parse: bool
         flags += ["BF16"]
     m.BuilderFlag = enum.IntEnum("BuilderFlag", {f: i for i, f in enumerate(flags)})  # type: ignore[attr-defined]
     m.MemoryPoolType = enum.IntEnum("MemoryPoolType", {"WORKSPACE": 0})  # type: ignore[attr-defined]
-    m.ProfilingVerbosity = enum.IntEnum("ProfilingVerbosity", {"LAYER_NAMES_ONLY": 0, "NONE": 1, "DETAILED": 2})  # type: ignore[attr-defined]
+    m.ProfilingVerbosity = enum.IntEnum(
+        "ProfilingVerbosity", {"LAYER_NAMES_ONLY": 0, "NONE": 1, "DETAILED": 2}
+    )  # type: ignore[attr-defined]
     hwc = {"NONE": 0, "AMPERE_PLUS": 1}
     if major >= 10:
         hwc["SAME_COMPUTE_CAPABILITY"] = 2
@@ -123,14 +125,18 @@ def make_double(version: str, *, fail_build: str | None = None, fail_parse: bool
         def parse_from_file(self, path: str) -> bool:
             R.rec("parse_from_file", Path(path).name)
             if fail_parse:
-                self.errors = ["In node 3 (importFancyOp): UNSUPPORTED_NODE: No importer registered for op: FancyOp"]
+                self.errors = [
+                    "In node 3 (importFancyOp): UNSUPPORTED_NODE: No importer registered for op: FancyOp"
+                ]
                 return False
             model = onnx.load(path, load_external_data=False)
             inits = {i.name for i in model.graph.initializer}
             for inp in model.graph.input:
                 if inp.name in inits:
                     continue
-                dims = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in inp.type.tensor_type.shape.dim)
+                dims = tuple(
+                    d.dim_value if d.HasField("dim_value") else -1 for d in inp.type.tensor_type.shape.dim
+                )
                 self.network.inputs.append(Input(inp.name, dims))
             self.network.num_layers = len(model.graph.node)
             return True
@@ -159,16 +165,25 @@ def make_double(version: str, *, fail_build: str | None = None, fail_parse: bool
             object.__setattr__(self, "flags", set())
 
         def __setattr__(self, name: str, value: Any) -> None:
-            allowed = {"builder_optimization_level", "avg_timing_iterations", "profiling_verbosity",
-                       "max_aux_streams", "hardware_compatibility_level"}
+            allowed = {
+                "builder_optimization_level",
+                "avg_timing_iterations",
+                "profiling_verbosity",
+                "max_aux_streams",
+                "hardware_compatibility_level",
+            }
             if major < 11:
                 allowed.add("int8_calibrator")
             if major >= 10:
                 allowed.add("progress_monitor")
             if name not in allowed:
                 raise AttributeError(f"IBuilderConfig has no attribute {name!r} in TensorRT {version}")
-            R.rec(f"config.{name}", value if not hasattr(value, "get_batch") and not hasattr(value, "phase_start")
-                  else type(value).__mro__[1].__name__)
+            R.rec(
+                f"config.{name}",
+                value
+                if not hasattr(value, "get_batch") and not hasattr(value, "phase_start")
+                else type(value).__mro__[1].__name__,
+            )
             object.__setattr__(self, name, value)
 
         def set_memory_pool_limit(self, pool: Any, size: int) -> None:
@@ -240,8 +255,14 @@ def make_double(version: str, *, fail_build: str | None = None, fail_parse: bool
                 def get_engine_information(self, fmt: Any) -> str:
                     import json
 
-                    return json.dumps({"Layers": [{"Name": "conv", "Weights": {"Count": 100}, "Bias": {"Count": 4}},
-                                                  {"Name": "relu"}]})
+                    return json.dumps(
+                        {
+                            "Layers": [
+                                {"Name": "conv", "Weights": {"Count": 100}, "Bias": {"Count": 4}},
+                                {"Name": "relu"},
+                            ]
+                        }
+                    )
 
             return Insp()
 

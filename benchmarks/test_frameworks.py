@@ -1,0 +1,19 @@
+"""Cross-framework comparison: MobileNetV2 at batch 64 (as in the references) on torch eager, torch.compile,
+onnxruntime and TensorRT.  The terminal summary prints each one's speed-up against torch fp32 eager and
+its p99/p50 ratio.
+"""
+
+import pytest
+
+from pytest_trt.fixtures import TrtRun
+
+
+@pytest.mark.trt_matrix(
+    models=["mobilenet_v2"],
+    batches=[64],
+    profiles=["dynamic"],
+    backends=["torch", "torch_compile", "onnxruntime", "tensorrt"],
+    precisions=["fp32", "fp16"],
+)
+def test_frameworks(trt_run: TrtRun) -> None:
+    trt_run.run()
