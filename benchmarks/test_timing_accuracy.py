@@ -1,9 +1,13 @@
 """Does the suite's clock agree with a bare CUDA-event loop?  (Run it on any GPU.)
 
-A ~50 us and a ~5 ms workload (chained fp16 matmuls, sized on the spot) are timed twice in the same
-process: by the plugin's path (CUDA events per iteration -> virtual clock -> pytest-benchmark pedantic)
+A ~50 us and a ~5 ms workload are timed in the same process: by the plugin's path (CUDA events per iteration -> virtual clock -> pytest-benchmark pedantic)
 and by a bare loop of CUDA events around the same call.  The medians must agree within 2%; the 5 ms
 case must also show a coefficient of variation under 1%.  Both figures go to ``extra_info``.
+
+The workload is a GPU spin kernel (``torch.cuda._sleep``) sized on the spot: it checks the clock, not
+the GPU, and draws little power.  A chain of large fp16 matmuls was tried first on an H100: its time
+drifted 3.6% between two bare loops a second apart (power management near the 700 W limit), which is
+the GPU's own variation, not the timer's -- ``matmul=True`` cases keep that workload for reference.
 """
 
 from __future__ import annotations
@@ -23,6 +27,18 @@ from pytest_trt.backends.torch_backend import TorchEngine
 from pytest_trt.options import Settings
 from pytest_trt.recipes import Recipe
 from pytest_trt.timing import VIRTUAL_CLOCK
+
+
+class Spin(nn.Module):
+    """``cycles`` clock cycles of busy-waiting in one kernel; the input is passed through."""
+
+    def __init__(self, cycles: int) -> None:
+        super().__init__()
+        self.cycles = cycles
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        torch.cuda._sleep(self.cycles)
+        return x
 
 
 class MatmulChain(nn.Module):
@@ -48,31 +64,40 @@ def bare_event_median(engine: TorchEngine, feed: Any, n: int) -> float:
     return statistics.median(a.elapsed_time(b) for a, b in ev) / 1e3
 
 
-def build(target_s: float, device: str) -> tuple[TorchEngine, Any]:
-    """A GPU-bound chain: few large kernels (launch gaps would make the host part of the measurement)."""
+def build(target_s: float, device: str, matmul: bool) -> tuple[TorchEngine, Any]:
     from pytest_trt.backends.base import Device
 
     n = 4096 if target_s > 1e-3 else 2048
-    x = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    x = np.random.default_rng(0).standard_normal((n if matmul else 8, n if matmul else 8)).astype(np.float32)
     info = EngineInfo("torch", torch.__version__, Recipe("fp16", "torch-fp16-cast"))
     dev = Device("cuda", torch.device(device).index or 0, torch.cuda.get_device_name())
-    probe = TorchEngine(MatmulChain(n, 1).to(device).half().eval(), dev, torch.float16, info)
+
+    def engine(k: int) -> TorchEngine:
+        mod = MatmulChain(n, k) if matmul else Spin(k)
+        return TorchEngine(mod.to(device).half().eval(), dev, torch.float16, info)
+
+    probe = engine(1 if matmul else 100_000)
     feed = probe.make_feed(x)
     t_end = time.perf_counter() + 1.0
     while time.perf_counter() < t_end:  # let clocks ramp up before sizing the workload
         probe.infer(feed)
         probe.sync()
     one = bare_event_median(probe, feed, 100)
-    k = max(1, round(target_s / one))
-    eng = TorchEngine(MatmulChain(n, k).to(device).half().eval(), dev, torch.float16, info)
+    unit = 1 if matmul else 100_000
+    eng = engine(max(1, round(target_s / one)) * unit if not matmul else max(1, round(target_s / one)))
     return eng, eng.make_feed(x)
 
 
 @pytest.mark.gpu
 @pytest.mark.benchmark(timer=VIRTUAL_CLOCK)
+@pytest.mark.parametrize(
+    "matmul", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["spin", "matmul"]
+)
 @pytest.mark.parametrize("target_us", [50, 5000], ids=lambda t: f"{t}us")
-def test_clock_matches_bare_event_loop(target_us: int, benchmark: Any, trt_settings: Settings) -> None:
-    eng, feed = build(target_us * 1e-6, trt_settings.device.torch)
+def test_clock_matches_bare_event_loop(
+    target_us: int, matmul: bool, benchmark: Any, trt_settings: Settings
+) -> None:
+    eng, feed = build(target_us * 1e-6, trt_settings.device.torch, matmul)
     with torch.inference_mode():
         before = bare_event_median(eng, feed, 300)
         cfg = timing.TimingConfig(
@@ -96,6 +121,8 @@ def test_clock_matches_bare_event_loop(target_us: int, benchmark: Any, trt_setti
             "latency_ms": m.latency_ms(),
         }
     )
+    if matmul:
+        return  # reference figures only: the GPU's power management moves them (see the module docstring)
     assert abs(ours / bare - 1) < 0.02, f"suite median {ours * 1e3:.4f} ms vs bare events {bare * 1e3:.4f} ms"
     if target_us >= 5000:
         assert lat["cov"] < 0.01, f"CoV {lat['cov'] * 100:.2f}% for the 5 ms workload"

@@ -126,7 +126,8 @@ class TorchBackend(Backend):
 
 class TorchCompileBackend(TorchBackend):
     name = "torch_compile"
-    compile_mode = "max-autotune-no-cudagraphs"
+    # "default": max-autotune compiles for many minutes per shape, too slow for a benchmark matrix.
+    compile_mode = "default"
 
     def availability(self) -> Availability:
         if not hasattr(torch, "compile"):
