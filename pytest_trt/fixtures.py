@@ -150,6 +150,12 @@ class TrtSession:
             err = BuildFailed(f"out of memory building {case.id}: {exc}", oom=True)
             self._failed[group] = err
             raise err from exc
+        except Exception as exc:  # any other failure is this configuration's result, not a crash
+            err = BuildFailed(
+                f"{type(exc).__name__} building {case.id}: {exc}", [traceback.format_exc()[-3000:]]
+            )
+            self._failed[group] = err
+            raise err from exc
         self._engine = (group, eng)
         return eng
 

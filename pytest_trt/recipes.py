@@ -77,6 +77,11 @@ def graph_recipe(precision: str, calib_method: str = "entropy", prefer: str = "a
                 strongly_typed=True,
                 details={"keep_io_types": True},
             )
+        if precision == "fp16" and not has_module("onnxconverter_common"):
+            raise RecipeUnavailable(
+                "fp16 ONNX conversion needs onnxconverter-common (pip install onnxconverter-common) "
+                "or NVIDIA ModelOpt (pip install nvidia-modelopt)"
+            )
         if precision == "bf16":
             raise RecipeUnavailable(
                 "a bf16 ONNX graph needs NVIDIA ModelOpt AutoCast (pip install nvidia-modelopt); "

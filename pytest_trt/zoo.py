@@ -248,7 +248,8 @@ def load_model(spec: ModelSpec, weights: str = "auto", seed: int = 0) -> tuple[n
     torch.manual_seed(seed)
     model = spec.factory()
     if weights == "random":
-        source = f"random(seed={seed})"
+        calibrate_batchnorm(model, spec, seed)
+        source = f"random(seed={seed})+bn-stats"
     elif weights == "pretrained":
         source = _load_pretrained(spec, model, seed)
     elif weights.startswith("file:"):
@@ -268,6 +269,36 @@ def load_model(spec: ModelSpec, weights: str = "auto", seed: int = 0) -> tuple[n
     else:
         raise WeightsUnavailable(f"--trt-weights {weights!r}: choose one of {', '.join(WEIGHT_CHOICES)}")
     return model.eval(), source
+
+
+def calibrate_batchnorm(
+    model: nn.Module, spec: ModelSpec, seed: int, batches: int = 2, batch: int = 8
+) -> None:
+    """Give seeded random weights realistic activation ranges by estimating BatchNorm statistics.
+
+    Freshly initialised BatchNorm layers hold mean 0 / variance 1, which is wrong for random conv
+    weights: activations then shrink or grow layer after layer (MobileNetV2's logits end near 1e-9,
+    below fp16's normal range).  A few forward passes on synthetic inputs in train mode fix the
+    running statistics, as training would, so precision effects look like those of a real model.
+    """
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the calibration batches
+    shape = spec.input.shape
+    if len(shape) == 3 and spec.input.hw_range is None:
+        shape = (shape[0], min(shape[1], 128), min(shape[2], 128))  # BN statistics need no full resolution
+    elif len(shape) == 3 and spec.input.hw_range is not None:
+        side = max(spec.input.hw_range[0], spec.input.hw_multiple * 4)
+        shape = (shape[0], min(shape[1], side), min(shape[2], side))
+    gen = torch.Generator().manual_seed(seed + 1)
+    model.train()
+    with torch.no_grad():
+        for _ in range(batches):
+            model(torch.randn(batch, *shape, generator=gen))
+    model.eval()
 
 
 def _load_pretrained(spec: ModelSpec, model: nn.Module, seed: int) -> str:

@@ -69,7 +69,7 @@ def test_run_writes_json_with_extra_info(
         "engine",
     ):
         assert key in ei, key
-    assert ei["status"] == "ok" and ei["weights"] == "random(seed=0)" and ei["batch"] == 2
+    assert ei["status"] == "ok" and ei["weights"] == "random(seed=0)+bn-stats" and ei["batch"] == 2
     assert ei["recipe"]["graph"] == "qdq-int8" and ei["engine"]["qdq_nodes"]["QuantizeLinear"] > 0
     assert set(ei["quality"]["closeness"]) == {"0.005", "0.01", "0.1", "0.2", "0.5", "1"}
     assert ei["throughput_samples_per_s"] > 0
