@@ -50,6 +50,7 @@ def _compare(args: argparse.Namespace) -> int:
         closeness_tol_pp=args.closeness_tol,
         ratio_tol=args.ratio_tol,
         across_env=args.across_env,
+        include_invalid=args.include_invalid,
         metric=args.metric,
     )
     verdicts = compare.compare_sides(base, cand, rule)
@@ -194,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--across-env", action="store_true", help="judge even when GPU/driver/TensorRT/recipe differ"
     )
+    c.add_argument("--include-invalid", action="store_true", help="judge runs marked invalid (unstable) too")
     c.add_argument("--by", help="side by side, one column per value of this machine_info/extra_info key")
     c.add_argument("--json", help="write the verdicts as JSON (- for stdout)")
     c.add_argument("--markdown", help="write a Markdown table")

@@ -50,6 +50,7 @@ class Rule:
     ratio_tol: float = 0.01  # agreement / accuracy, absolute
     across_env: bool = False
     metric: str = "median"  # median | mean | p99 | min
+    include_invalid: bool = False  # judge results whose runs are all marked invalid (unstable, few samples)
 
 
 @dataclass
@@ -308,10 +309,17 @@ def judge(key: str, base: Sequence[RunResult], cand: Sequence[RunResult], rule: 
     ct = [r.throughput for r in cand if r.throughput]
     v.base_throughput = _median(bt) if bt else None
     v.cand_throughput = _median(ct) if ct else None
-    if all(r.valid is False for r in cand):
+    all_invalid = all(r.valid is False for r in cand)
+    if all_invalid and not rule.include_invalid:
         v.verdict, v.reason = "invalid", "every candidate run is marked invalid (unstable or too few samples)"
         return v
-    tested = len(bm) >= rule.min_runs_for_test and len(cm) >= rule.min_runs_for_test
+    # Like asv: use the test only where the sample sizes can reach significance at all (3+3 runs cannot
+    # get below p = 1/20); otherwise the ratio and the floor decide.
+    tested = (
+        len(bm) >= rule.min_runs_for_test
+        and len(cm) >= rule.min_runs_for_test
+        and 1 / math.comb(len(bm) + len(cm), len(bm)) < rule.alpha
+    )
     slower = v.ratio > 1 + rule.threshold and (c_med - b_med) > rule.floor_s
     faster = v.ratio < 1 / (1 + rule.threshold) and (b_med - c_med) > rule.floor_s
     if slower or faster:
@@ -329,6 +337,8 @@ def judge(key: str, base: Sequence[RunResult], cand: Sequence[RunResult], rule: 
             v.reason = f"{rule.metric} {v.base_median_ms:.4g} -> {v.cand_median_ms:.4g} ms ({(v.ratio - 1) * 100:+.1f}%)"
             if tested:
                 v.reason += f", Mann-Whitney p={v.p_value:.3g} over {len(bm)}+{len(cm)} runs"
+            if all_invalid:
+                v.reason += " (the candidate's timing is marked invalid: see its validity reasons)"
             return v
         v.reason = f"{(v.ratio - 1) * 100:+.1f}% not significant (p={v.p_value:.3g} >= {rule.alpha})"
         return v
@@ -347,7 +357,8 @@ def gate_session(
     baseline: Path, records: Sequence[Mapping[str, Any]], rule: Rule | None = None
 ) -> list[Verdict]:
     """The in-session gate (``--trt-baseline``): this run's records against a stored baseline file."""
-    rule = rule or Rule()
+    # The user asked to gate this very run: judge it even when its own validity checks complain.
+    rule = rule or Rule(include_invalid=True)
     base = load_side([baseline])
     cand: dict[str, list[RunResult]] = {}
     for rec in records:
