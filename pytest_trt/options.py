@@ -369,7 +369,7 @@ def resolve(config: pytest.Config) -> Settings:
     dyn_hw = _triple("dynamic-hw", r["dynamic-hw"]) if r["dynamic-hw"] is not None else None
     s = Settings(
         device=device,
-        backends=_choices("backend", r["backend"], backends.NAMES) if r["backend"] else d_backends,
+        backends=_choices("backend", r["backend"], backends.names()) if r["backend"] else d_backends,
         precisions=_choices("precision", r["precision"], PRECISIONS) if r["precision"] else d_prec,
         batches=_ints("batch", r["batch"], 1) if r["batch"] else d_batch,
         profiles=_choices("profile", r["profile"], PROFILES) if r["profile"] else d_prof,

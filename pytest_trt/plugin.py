@@ -66,7 +66,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     lines = [
         f"pytest-trt: device {s.device.torch} ({s.device.name}); cache {config.stash[SESSION_KEY].cache.root}"
     ]
-    for name in backends.NAMES:
+    for name in backends.names():
         mark = "*" if name in s.backends else " "
         lines.append(f"  {mark} {backends.availability(name).header(name)}")
     lines.append(

@@ -15,7 +15,12 @@ _REGISTRY: dict[str, str] = {
 }
 _INSTANCES: dict[str, Backend] = {}
 
-NAMES = tuple(_REGISTRY)
+NAMES = tuple(_REGISTRY)  # the built-in backends
+
+
+def names() -> tuple[str, ...]:
+    """Built-in and registered backends (a conftest may register its own with :func:`register`)."""
+    return tuple(_REGISTRY)
 
 
 def register(name: str, target: str) -> None:
