@@ -19,7 +19,9 @@ def main(wheel: str, dest: str = "typings") -> None:
                 continue
             text = z.read(name).decode()
             text = re.sub(r"([(,]\s*)in:", r"\1in_:", text)
-            text = text.replace("power: Weights = None, channel_axis: int)", "power: Weights = None, channel_axis: int = ...)")
+            text = text.replace(
+                "power: Weights = None, channel_axis: int)", "power: Weights = None, channel_axis: int = ...)"
+            )
             text = text.replace("import tensorrt_libs as tensorrt_libs\n", "")
             target = out / name
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,13 @@ import pytest
 # pytester's in-process runs restore sys.modules afterwards; native extensions imported for the first
 # time inside such a run (torch._dynamo -> triton, the ONNX exporter) abort when imported again.
 # Importing them here, once, keeps them out of that snapshot.
-for _mod in ("onnxconverter_common", "onnxruntime.quantization", "torch._dynamo", "torch.onnx", "torchvision"):
+for _mod in (
+    "onnxconverter_common",
+    "onnxruntime.quantization",
+    "torch._dynamo",
+    "torch.onnx",
+    "torchvision",
+):
     with contextlib.suppress(ImportError):  # a missing optional package shows up where it is needed
         importlib.import_module(_mod)
 

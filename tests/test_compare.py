@@ -15,21 +15,52 @@ from pytest_trt.cli import main
 NAMES = [f"bench.py::test_x[m{i}-onnxruntime-fp32-dynamic-b1-opt3]" for i in range(5)]
 
 
-def run_json(path: Path, medians_ms: dict[str, float], *, seed: int, gpu: str = "NVIDIA H100", trt: str = "10.13",
-             closeness: float = 99.5, recipe: str = "trt10-weak-fp16") -> Path:
+def run_json(
+    path: Path,
+    medians_ms: dict[str, float],
+    *,
+    seed: int,
+    gpu: str = "NVIDIA H100",
+    trt: str = "10.13",
+    closeness: float = 99.5,
+    recipe: str = "trt10-weak-fp16",
+) -> Path:
     rng = np.random.default_rng(seed)
     benches = []
     for name, med in medians_ms.items():
         data = list(med / 1e3 * np.exp(rng.normal(0, 0.01, 100)))
-        benches.append({
-            "group": None, "name": name.split("::")[1], "fullname": name, "params": None, "param": None,
-            "stats": {"median": float(np.median(data)), "mean": float(np.mean(data)), "min": min(data),
-                      "max": max(data), "p99": float(np.percentile(data, 99)), "data": data, "rounds": 100},
-            "extra_info": {"status": "ok", "valid": True, "throughput_samples_per_s": 1e3 / med,
-                           "recipe": {"name": recipe}, "quality": {"closeness": {"0.1": closeness, "1": 100.0}}},
-        })
-    doc = {"machine_info": {"pytest_trt": {"gpu": gpu, "trt_version": trt, "driver": "580"}},
-           "commit_info": {}, "benchmarks": benches, "datetime": "2026-11-21T00:00:00", "version": "5.3.1"}
+        benches.append(
+            {
+                "group": None,
+                "name": name.split("::")[1],
+                "fullname": name,
+                "params": None,
+                "param": None,
+                "stats": {
+                    "median": float(np.median(data)),
+                    "mean": float(np.mean(data)),
+                    "min": min(data),
+                    "max": max(data),
+                    "p99": float(np.percentile(data, 99)),
+                    "data": data,
+                    "rounds": 100,
+                },
+                "extra_info": {
+                    "status": "ok",
+                    "valid": True,
+                    "throughput_samples_per_s": 1e3 / med,
+                    "recipe": {"name": recipe},
+                    "quality": {"closeness": {"0.1": closeness, "1": 100.0}},
+                },
+            }
+        )
+    doc = {
+        "machine_info": {"pytest_trt": {"gpu": gpu, "trt_version": trt, "driver": "580"}},
+        "commit_info": {},
+        "benchmarks": benches,
+        "datetime": "2026-11-21T00:00:00",
+        "version": "5.3.1",
+    }
     path.write_text(json.dumps(doc))
     return path
 
@@ -50,7 +81,9 @@ def test_identical_runs_exit_0(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "5 unchanged" in capsys.readouterr().out
 
 
-def test_ten_percent_slowdown_on_one_benchmark_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_ten_percent_slowdown_on_one_benchmark_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     base = runs(tmp_path, "b", 5)
     cand = runs(tmp_path, "c", 5, slow={NAMES[2]: 1.10})
     assert main(["compare", *base, "--candidate", *cand]) == 1
@@ -72,7 +105,9 @@ def test_dropped_closeness_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "quality dropped: closeness@0.1 99.5 -> 95" in capsys.readouterr().out
 
 
-def test_other_gpu_or_trt_is_reported_not_a_regression(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_other_gpu_or_trt_is_reported_not_a_regression(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     base = runs(tmp_path, "b", 3)
     cand = runs(tmp_path, "c", 3, slow=dict.fromkeys(NAMES, 1.3), gpu="NVIDIA A100", trt="11.4")
     assert main(["compare", *base, "--candidate", *cand]) == 0
@@ -103,18 +138,26 @@ def test_malformed_or_foreign_json_exits_2(tmp_path: Path, capsys: pytest.Captur
 def test_new_missing_failed_now(tmp_path: Path) -> None:
     base = run_json(tmp_path / "b.json", {NAMES[0]: 2.0, NAMES[1]: 2.0}, seed=1)
     cand_doc = json.loads(run_json(tmp_path / "c.json", {NAMES[0]: 2.0, NAMES[2]: 2.0}, seed=1).read_text())
-    cand_doc["pytest_trt"] = {"schema": "pytest-trt/1", "cases": [
-        {"nodeid": NAMES[1], "status": "build_failed", "extra_info": {}}]}
+    cand_doc["pytest_trt"] = {
+        "schema": "pytest-trt/1",
+        "cases": [{"nodeid": NAMES[1], "status": "build_failed", "extra_info": {}}],
+    }
     (tmp_path / "c.json").write_text(json.dumps(cand_doc))
-    v = {x.key: x.verdict for x in compare.compare_sides(compare.load_side([base]),
-                                                          compare.load_side([tmp_path / "c.json"]), compare.Rule())}
+    v = {
+        x.key: x.verdict
+        for x in compare.compare_sides(
+            compare.load_side([base]), compare.load_side([tmp_path / "c.json"]), compare.Rule()
+        )
+    }
     assert v == {NAMES[0]: "unchanged", NAMES[1]: "failed-now", NAMES[2]: "new"}
 
 
 def test_side_by_side_by_trt_version(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     a = run_json(tmp_path / "a.json", {NAMES[0]: 2.0}, seed=1, trt="8.6.1", recipe="trt8.6-weak-fp16")
     b = run_json(tmp_path / "b.json", {NAMES[0]: 1.5}, seed=1, trt="10.13", recipe="trt10-weak-fp16")
-    c = run_json(tmp_path / "c.json", {NAMES[0]: 1.2}, seed=1, trt="11.4", recipe="trt11-strong-onnx-fp16-keepio")
+    c = run_json(
+        tmp_path / "c.json", {NAMES[0]: 1.2}, seed=1, trt="11.4", recipe="trt11-strong-onnx-fp16-keepio"
+    )
     md = tmp_path / "sbs.md"
     assert main(["compare", str(a), str(b), str(c), "--by", "trt_version", "--markdown", str(md)]) == 0
     out = capsys.readouterr().out
@@ -156,7 +199,9 @@ def test_mann_whitney_exact_small_samples() -> None:
 def test_false_alarm_and_detection_rates() -> None:
     """Seeded simulation of a 50-benchmark suite, 5 runs per side, realistic noise (see compare.py)."""
     fa_suite, fa_bench = compare.simulate_false_alarms(n_suites=100, n_bench=50, runs=5, slowdown=0.0, seed=7)
-    det_suite, det_bench = compare.simulate_false_alarms(n_suites=10, n_bench=50, runs=5, slowdown=0.10, seed=8)
+    det_suite, det_bench = compare.simulate_false_alarms(
+        n_suites=10, n_bench=50, runs=5, slowdown=0.10, seed=8
+    )
     assert fa_suite < 0.01, f"suite-level false-alarm rate {fa_suite:.3f}"
     assert det_bench > 0.95, f"detection rate for +10% {det_bench:.3f}"
 
@@ -164,12 +209,14 @@ def test_false_alarm_and_detection_rates() -> None:
 def test_in_session_gate(pytester: pytest.Pytester, tmp_path: Path) -> None:
     from tests.conftest import fast_args
 
-    pytester.makepyfile(test_g='''
+    pytester.makepyfile(
+        test_g="""
 import pytest
 @pytest.mark.trt_matrix(models=["tinycnn"], backends=["onnxruntime"], precisions=["fp32"], batches=[2])
 def test_q(trt_run):
     trt_run.run()
-''')
+"""
+    )
     nodeid = "test_g.py::test_q[tinycnn-onnxruntime-fp32-dynamic-b2-opt3]"
     fast = run_json(tmp_path / "base.json", {nodeid: 1e-4}, seed=0, recipe="fp32")  # impossibly fast baseline
     r = pytester.runpytest(*fast_args(tmp_path / "cache"), f"--trt-baseline={fast}", "--trt-min-time=0")

@@ -71,8 +71,15 @@ def test_operator_the_backend_lacks(tmp_path: Path) -> None:
     path = _identity_model(tmp_path / "fancy.onnx", op="FancyOp", domain="com.example")
     art = cache.get_or_build("onnx", {"f": "fancy"}, ".onnx", _write(path.read_bytes()))
     model = onnx_model_from_artifact(art, 17)
-    ctx = BuildContext(cache, BuildSpec(), zoo.get("tinycnn"), model, Device("cpu"), lambda: torch.nn.Identity(),
-                       lambda: synthetic((4,), 4, 0))
+    ctx = BuildContext(
+        cache,
+        BuildSpec(),
+        zoo.get("tinycnn"),
+        model,
+        Device("cpu"),
+        lambda: torch.nn.Identity(),
+        lambda: synthetic((4,), 4, 0),
+    )
     with pytest.raises(BuildFailed, match=r"onnxruntime could not load .*\.onnx .*FancyOp"):
         OnnxRuntimeBackend().build(ctx)
 
@@ -121,7 +128,9 @@ def test_corrupt_cached_artifact_is_rebuilt_with_a_warning(tmp_path: Path, damag
         b = fresh.get_or_build("onnx", {"k": 1}, ".onnx", _write(b"A" * 1000))
     assert b.built and b.path.read_bytes() == b"A" * 1000
     if damage != "drop-meta":  # an artifact without its sidecar is simply untrusted and rebuilt
-        assert any(issubclass(x.category, CacheWarning) and "discarding cached artifact" in str(x.message) for x in w)
+        assert any(
+            issubclass(x.category, CacheWarning) and "discarding cached artifact" in str(x.message) for x in w
+        )
 
 
 def test_plan_from_another_version_or_gpu_is_never_loaded(tmp_path: Path) -> None:
@@ -130,12 +139,18 @@ def test_plan_from_another_version_or_gpu_is_never_loaded(tmp_path: Path) -> Non
     parts = {"onnx": "abc", "trt_version": "10.13.0", "gpu": "NVIDIA H100", "compute_capability": "9.0"}
     cache.get_or_build("trt-plan", parts, ".plan", _write(b"PLAN-10.13"))
     other = cache.get_or_build("trt-plan", {**parts, "trt_version": "11.4.0"}, ".plan", _write(b"PLAN-11.4"))
-    gpu = cache.get_or_build("trt-plan", {**parts, "gpu": "NVIDIA A100", "compute_capability": "8.0"}, ".plan",
-                             _write(b"PLAN-A100"))
+    gpu = cache.get_or_build(
+        "trt-plan",
+        {**parts, "gpu": "NVIDIA A100", "compute_capability": "8.0"},
+        ".plan",
+        _write(b"PLAN-A100"),
+    )
     assert other.built and gpu.built and other.path.read_bytes() == b"PLAN-11.4"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions; covered by the ENOSPC test")
+@pytest.mark.skipif(
+    os.geteuid() == 0, reason="root ignores directory permissions; covered by the ENOSPC test"
+)
 def test_read_only_cache_dir_falls_back_with_warning(tmp_path: Path) -> None:
     ro = tmp_path / "ro"
     ro.mkdir()
@@ -221,24 +236,40 @@ def test_killed_build_is_recovered_by_the_next_run(tmp_path: Path) -> None:
     assert p.exitcode == -signal.SIGKILL
     assert list(tmp_path.rglob(".*.tmp")), "the dead process should have left its partial file"
     cache = ArtifactCache(tmp_path)
-    art = cache.get_or_build("trt-plan", {"k": "killed"}, ".plan", _write(b"whole"), )
+    art = cache.get_or_build(
+        "trt-plan",
+        {"k": "killed"},
+        ".plan",
+        _write(b"whole"),
+    )
     assert art.built and art.path.read_bytes() == b"whole"
     assert not list(tmp_path.rglob(".*.tmp")), "partial files of the dead build are swept"
 
 
 def test_four_pytest_processes_on_one_configuration_build_once(tmp_path: Path) -> None:
-    (tmp_path / "test_same.py").write_text('''
+    (tmp_path / "test_same.py").write_text("""
 import pytest
 @pytest.mark.trt_matrix(models=["tinycnn"], backends=["onnxruntime"], precisions=["int8"], batches=[2])
 def test_same(trt_run):
     trt_run.run()
-''')
+""")
     cache = tmp_path / "shared-cache"
     procs = []
     for i in range(4):
-        cmd = [sys.executable, "-m", "pytest", "-q", str(tmp_path / "test_same.py"), *fast_args(cache),
-               f"--trt-json={tmp_path / f'r{i}.json'}", "-p", "no:randomly"]
-        procs.append(subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            str(tmp_path / "test_same.py"),
+            *fast_args(cache),
+            f"--trt-json={tmp_path / f'r{i}.json'}",
+            "-p",
+            "no:randomly",
+        ]
+        procs.append(
+            subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        )
     outs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0, 0], outs
     built = {"onnx": 0, "onnx-qdq-int8": 0}
@@ -253,8 +284,10 @@ def test_same(trt_run):
 # -- whole-session faults --------------------------------------------------------------------------
 
 
-def test_oom_and_build_failure_are_results_and_the_session_goes_on(pytester: pytest.Pytester, tmp_path: Path) -> None:
-    pytester.makeconftest('''
+def test_oom_and_build_failure_are_results_and_the_session_goes_on(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    pytester.makeconftest("""
 from pytest_trt import backends
 from pytest_trt.backends.onnxruntime_backend import OnnxRuntimeBackend
 
@@ -266,23 +299,29 @@ class ExplodingBackend(OnnxRuntimeBackend):
         raise RuntimeError("simulated builder crash")
 
 backends.register("exploding", "conftest:ExplodingBackend")
-''')
-    pytester.makepyfile(test_x='''
+""")
+    pytester.makepyfile(
+        test_x="""
 import pytest
 @pytest.mark.trt_matrix(models=["tinycnn"], backends=["exploding", "onnxruntime"], precisions=["fp16", "fp32"],
                         batches=[2])
 def test_x(trt_run):
     trt_run.run()
-''')
+"""
+    )
     out = pytester.path / "x.json"
-    r = pytester.runpytest(*fast_args(tmp_path / "c"), "--trt-backend=exploding,onnxruntime", f"--trt-json={out}")
+    r = pytester.runpytest(
+        *fast_args(tmp_path / "c"), "--trt-backend=exploding,onnxruntime", f"--trt-json={out}"
+    )
     r.assert_outcomes(passed=2, failed=2)
     cases = {c["id"]: c for c in load_json(out)["cases"]}
     assert cases["tinycnn-exploding-fp16-dynamic-b2-opt3"]["status"] == "oom"
     assert "simulated out of memory" in cases["tinycnn-exploding-fp16-dynamic-b2-opt3"]["message"]
     assert cases["tinycnn-exploding-fp32-dynamic-b2-opt3"]["status"] == "build_failed"
     assert cases["tinycnn-onnxruntime-fp32-dynamic-b2-opt3"]["status"] == "ok"
-    r = pytester.runpytest(*fast_args(tmp_path / "c"), "--trt-backend=exploding", "--trt-on-build-failure=skip")
+    r = pytester.runpytest(
+        *fast_args(tmp_path / "c"), "--trt-backend=exploding", "--trt-on-build-failure=skip"
+    )
     r.assert_outcomes(skipped=2)
 
 
@@ -336,4 +375,7 @@ def test_version_compatible_plans_need_opt_in(monkeypatch: pytest.MonkeyPatch) -
     gpu = Device("cuda", 0, "fake")
     reason = be.unsupported(BuildSpec(version_compatible=True), zoo.get("tinycnn"), gpu)
     assert reason and "--trt-allow-host-code" in reason
-    assert be.unsupported(BuildSpec(version_compatible=True, allow_host_code=True), zoo.get("tinycnn"), gpu) is None
+    assert (
+        be.unsupported(BuildSpec(version_compatible=True, allow_host_code=True), zoo.get("tinycnn"), gpu)
+        is None
+    )

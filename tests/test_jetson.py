@@ -8,16 +8,22 @@ import pytest
 
 from pytest_trt import jetson
 
-NANO_JP4 = ("RAM 2038/3956MB (lfb 4x4MB) SWAP 0/1978MB (cached 0MB) IRAM 0/252kB(lfb 252kB) "
-            "CPU [12%@1479,4%@1479,0%@1479,0%@1479] EMC_FREQ 0%@1600 GR3D_FREQ 37%@921 APE 25 PLL@33C CPU@36C "
-            "PMIC@100C GPU@33.5C AO@42C thermal@34.5C POM_5V_IN 2542/2542 POM_5V_GPU 412/400 POM_5V_CPU 445/445")
-XAVIER_JP5 = ("RAM 2447/7765MB (lfb 1006x4MB) SWAP 0/3882MB (cached 0MB) CPU [2%@1190,1%@1190,off,off,off,off] "
-              "EMC_FREQ 0%@1600 GR3D_FREQ 0%@114 VIC_FREQ 115 APE 150 AUX@36C CPU@37.5C thermal@36.95C AO@36.5C "
-              "GPU@35C PMIC@50C VDD_IN 3785mW/3785mW VDD_CPU_GPU_CV 409mW/409mW VDD_SOC 1227mW/1227mW")
-ORIN_JP6 = ("11-21-2026 10:00:00 RAM 3520/30536MB (lfb 6315x4MB) SWAP 0/15268MB (cached 0MB) "
-            "CPU [1%@729,0%@729,3%@729,0%@729] EMC_FREQ 0%@2133 GR3D_FREQ 64%@[305,305] VIC_FREQ 729 APE 174 "
-            "CV0@-256C CPU@41.906C SOC2@38.5C SOC0@39.343C GPU@38.781C tj@41.906C VDD_GPU_SOC 2784mW/2784mW "
-            "VDD_CPU_CV 398mW/398mW VIN_SYS_5V0 3734mW/3734mW")
+NANO_JP4 = (
+    "RAM 2038/3956MB (lfb 4x4MB) SWAP 0/1978MB (cached 0MB) IRAM 0/252kB(lfb 252kB) "
+    "CPU [12%@1479,4%@1479,0%@1479,0%@1479] EMC_FREQ 0%@1600 GR3D_FREQ 37%@921 APE 25 PLL@33C CPU@36C "
+    "PMIC@100C GPU@33.5C AO@42C thermal@34.5C POM_5V_IN 2542/2542 POM_5V_GPU 412/400 POM_5V_CPU 445/445"
+)
+XAVIER_JP5 = (
+    "RAM 2447/7765MB (lfb 1006x4MB) SWAP 0/3882MB (cached 0MB) CPU [2%@1190,1%@1190,off,off,off,off] "
+    "EMC_FREQ 0%@1600 GR3D_FREQ 0%@114 VIC_FREQ 115 APE 150 AUX@36C CPU@37.5C thermal@36.95C AO@36.5C "
+    "GPU@35C PMIC@50C VDD_IN 3785mW/3785mW VDD_CPU_GPU_CV 409mW/409mW VDD_SOC 1227mW/1227mW"
+)
+ORIN_JP6 = (
+    "11-21-2026 10:00:00 RAM 3520/30536MB (lfb 6315x4MB) SWAP 0/15268MB (cached 0MB) "
+    "CPU [1%@729,0%@729,3%@729,0%@729] EMC_FREQ 0%@2133 GR3D_FREQ 64%@[305,305] VIC_FREQ 729 APE 174 "
+    "CV0@-256C CPU@41.906C SOC2@38.5C SOC0@39.343C GPU@38.781C tj@41.906C VDD_GPU_SOC 2784mW/2784mW "
+    "VDD_CPU_CV 398mW/398mW VIN_SYS_5V0 3734mW/3734mW"
+)
 
 
 @pytest.mark.parametrize(
@@ -48,11 +54,16 @@ def test_nvpmodel_and_release_and_clocks() -> None:
     pm = jetson.parse_nvpmodel("NV Power Mode: MODE_15W\n1\n")
     assert pm == {"mode": 1, "name": "MODE_15W", "budget_w": 15}
     assert jetson.parse_nvpmodel("NV Power Mode: MAXN\n0")["budget_w"] is None
-    rel = jetson.parse_release("# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref, EABI: aarch64")
+    rel = jetson.parse_release(
+        "# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref, EABI: aarch64"
+    )
     assert rel == {"l4t": "35.4.1", "jetpack": "5.1.2", "board_config": "t186ref"}
     show = "SOC family:tegra234  Machine:NVIDIA Jetson AGX Orin\nGPU MinFreq=1300500000 MaxFreq=1300500000 CurrentFreq=1300500000"
     assert jetson.jetson_clocks_state(show) == "locked"
-    assert jetson.jetson_clocks_state("GPU MinFreq=306000000 MaxFreq=1300500000 CurrentFreq=306000000") == "dynamic"
+    assert (
+        jetson.jetson_clocks_state("GPU MinFreq=306000000 MaxFreq=1300500000 CurrentFreq=306000000")
+        == "dynamic"
+    )
 
 
 def test_detection_from_fake_files(tmp_path: Path) -> None:
@@ -61,8 +72,12 @@ def test_detection_from_fake_files(tmp_path: Path) -> None:
     model.write_bytes(b"NVIDIA Jetson Orin Nano Developer Kit\x00")
     rel.write_text("# R36 (release), REVISION: 3.0, GCID: 36191598, BOARD: generic, EABI: aarch64")
     info = jetson.detect(rel, model, query_tools=False)
-    assert info == {"board": "NVIDIA Jetson Orin Nano Developer Kit", "l4t": "36.3.0", "jetpack": "6.0",
-                    "board_config": "generic"}
+    assert info == {
+        "board": "NVIDIA Jetson Orin Nano Developer Kit",
+        "l4t": "36.3.0",
+        "jetpack": "6.0",
+        "board_config": "generic",
+    }
     model.write_bytes(b"Raspberry Pi 5\x00")
     rel.unlink()
     assert jetson.detect(rel, model, query_tools=False) is None
@@ -79,11 +94,16 @@ def test_power_mode_switch_refused_without_tool(monkeypatch: pytest.MonkeyPatch)
     assert not ok and "nvpmodel not found" in msg
 
 
-def test_power_mode_condition_skips_off_board(pytester: pytest.Pytester, bench_file: Path, shared_cache: Path) -> None:
+def test_power_mode_condition_skips_off_board(
+    pytester: pytest.Pytester, bench_file: Path, shared_cache: Path
+) -> None:
     from tests.conftest import fast_args
 
-    r = pytester.runpytest(*fast_args(shared_cache, "--trt-backend=onnxruntime", "--trt-precision=fp32",
-                                      "--trt-batch=1"), "--trt-power-mode=0,1", "-rs")
+    r = pytester.runpytest(
+        *fast_args(shared_cache, "--trt-backend=onnxruntime", "--trt-precision=fp32", "--trt-batch=1"),
+        "--trt-power-mode=0,1",
+        "-rs",
+    )
     r.assert_outcomes(skipped=1)
     r.stdout.fnmatch_lines(["*--trt-power-mode [[]0, 1[]]: not a Jetson board*"])
 

@@ -11,8 +11,11 @@ import pytest
 from pytest_trt import shard
 from tests.conftest import fast_args, load_json
 
-IDS = [f"b.py::t[m-ort-fp32-dynamic-b{b}-opt3]" for b in (1, 8, 32)] + [
-    f"b.py::t[m-ort-fp16-static-b{b}-opt3]" for b in (1, 8)] + ["b.py::t[n-ort-fp32-dynamic-b1-opt3]"]
+IDS = (
+    [f"b.py::t[m-ort-fp32-dynamic-b{b}-opt3]" for b in (1, 8, 32)]
+    + [f"b.py::t[m-ort-fp16-static-b{b}-opt3]" for b in (1, 8)]
+    + ["b.py::t[n-ort-fp32-dynamic-b1-opt3]"]
+)
 
 
 def test_assignment_keeps_engine_groups_and_balances() -> None:
@@ -43,10 +46,16 @@ def test_xdist_worker_to_gpu() -> None:
 
 
 def test_merge_lists_every_gpu() -> None:
-    run = {"machine_info": {"pytest_trt": {"gpus": [{"name": "A"}]}}, "benchmarks": [{"name": "x", "extra_info": {}}],
-           "pytest_trt": {"schema": "pytest-trt/1", "cases": [{"id": "x"}]}}
-    run2 = {"machine_info": {"pytest_trt": {"gpus": [{"name": "B"}]}}, "benchmarks": [{"name": "y", "extra_info": {}}],
-            "pytest_trt": {"schema": "pytest-trt/1", "cases": [{"id": "y"}]}}
+    run = {
+        "machine_info": {"pytest_trt": {"gpus": [{"name": "A"}]}},
+        "benchmarks": [{"name": "x", "extra_info": {}}],
+        "pytest_trt": {"schema": "pytest-trt/1", "cases": [{"id": "x"}]},
+    }
+    run2 = {
+        "machine_info": {"pytest_trt": {"gpus": [{"name": "B"}]}},
+        "benchmarks": [{"name": "y", "extra_info": {}}],
+        "pytest_trt": {"schema": "pytest-trt/1", "cases": [{"id": "y"}]},
+    }
     m = shard.merge([run, run2], ["gpu0", "gpu1"])
     assert [g["name"] for g in m["machine_info"]["pytest_trt"]["gpus"]] == ["A", "B"]
     assert [b["extra_info"]["shard"] for b in m["benchmarks"]] == ["gpu0", "gpu1"]
@@ -54,25 +63,44 @@ def test_merge_lists_every_gpu() -> None:
 
 
 def test_pytest_trt_run_on_two_fake_gpus(tmp_path: Path) -> None:
-    (tmp_path / "test_b.py").write_text('''
+    (tmp_path / "test_b.py").write_text("""
 import pytest
 @pytest.mark.trt_matrix(models=["tinycnn"], backends=["onnxruntime"], precisions=["fp32", "int8"], batches=[1, 2])
 def test_b(trt_run):
     trt_run.run()
-''')
+""")
     out = tmp_path / "merged.json"
-    cmd = [sys.executable, "-m", "pytest_trt.cli", "run", "--gpus", "0,1", "--out", str(out), "--workdir",
-           str(tmp_path / "w"), "--", str(tmp_path / "test_b.py"), "-q", *fast_args(tmp_path / "cache")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest_trt.cli",
+        "run",
+        "--gpus",
+        "0,1",
+        "--out",
+        str(out),
+        "--workdir",
+        str(tmp_path / "w"),
+        "--",
+        str(tmp_path / "test_b.py"),
+        "-q",
+        *fast_args(tmp_path / "cache"),
+    ]
     p = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "shard 0/2 on CUDA_VISIBLE_DEVICES=0" in p.stdout and "shard 1/2 on CUDA_VISIBLE_DEVICES=1" in p.stdout
+    assert (
+        "shard 0/2 on CUDA_VISIBLE_DEVICES=0" in p.stdout
+        and "shard 1/2 on CUDA_VISIBLE_DEVICES=1" in p.stdout
+    )
     merged = load_json(out)
     names = sorted(b["name"] for b in merged["benchmarks"])
     assert len(names) == 4 and len(set(names)) == 4  # every case exactly once
     shards = {b["extra_info"]["shard"] for b in merged["benchmarks"]}
     assert shards == {"run:gpu0", "run:gpu1"}
-    by_shard = {s: {b["extra_info"]["precision"] for b in merged["benchmarks"] if b["extra_info"]["shard"] == s}
-                for s in shards}
+    by_shard = {
+        s: {b["extra_info"]["precision"] for b in merged["benchmarks"] if b["extra_info"]["shard"] == s}
+        for s in shards
+    }
     assert all(len(v) == 1 for v in by_shard.values())  # each engine (precision) on one shard only
     assert [s["cuda_visible_devices"] for s in merged["machine_info"]["pytest_trt"]["shards"]] == ["0", "1"]
 
@@ -80,7 +108,8 @@ def test_b(trt_run):
 def test_shard_option_deselects(pytester: pytest.Pytester, bench_file: Path, shared_cache: Path) -> None:
     both = []
     for i in range(2):
-        r = pytester.runpytest(*fast_args(shared_cache, "--trt-backend=onnxruntime"), "--co", "-q",
-                               f"--trt-shard={i}/2")
+        r = pytester.runpytest(
+            *fast_args(shared_cache, "--trt-backend=onnxruntime"), "--co", "-q", f"--trt-shard={i}/2"
+        )
         both.append({ln for ln in r.stdout.lines if "::" in ln})
     assert both[0] and both[1] and not (both[0] & both[1])
