@@ -21,6 +21,7 @@ bench: venv
 	$(BIN)/python -m pytest benchmarks -k '$(K)' --benchmark-json=$(BENCH_JSON) $(ARGS)
 
 smoke: venv
+	mkdir -p results
 	$(BIN)/python -m pytest benchmarks -m smoke --benchmark-json=results/smoke.json $(ARGS)
 
 # TensorRT type stubs pin tensorrt itself, so they are unpacked into typings/ for mypy only
@@ -41,7 +42,7 @@ typecheck: typings
 unit: venv
 	$(BIN)/python -m pytest tests -q $(ARGS)
 
-test: lint typecheck unit
+test: lint typecheck unit smoke
 
 clean:
 	rm -rf $(VENV) typings/tensorrt typings/tensorrt_bindings results .benchmarks

@@ -48,7 +48,19 @@ class Gate:
         return f"{self.metric}{self.op}{self.value:g}{'xbase' if self.relative else ''}"
 
 
-TRAINED_ONLY = {"top1_agreement", "top5_overlap", "accuracy_top1", "accuracy_top5", "miou"}
+# Label-level metrics: with random weights the logits are nearly tied, so argmax labels flip under any
+# perturbation and these say nothing about the engine (classification and segmentation alike).
+TRAINED_ONLY = {
+    "top1_agreement",
+    "top5_overlap",
+    "accuracy_top1",
+    "accuracy_top5",
+    "miou",
+    "seg_closeness",
+    "mask_iou",
+    "mask_dice",
+    "pixel_agreement",
+}
 
 DEFAULT_GATES: dict[str, tuple[str, ...]] = {
     "fp32": ("closeness@0.01>=99", "top1_agreement>=0.99", "accuracy_top1>=0.999xbase", "seg_closeness>=99"),
