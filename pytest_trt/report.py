@@ -76,25 +76,46 @@ def make_figures(rows: list[dict[str, Any]], out: Path) -> dict[str, Path]:
         plt.close(fig)
         figs[name] = p
 
+    def lines(
+        series: dict[str, list[tuple[float, float]]],
+        name: str,
+        title: str,
+        xlabel: str,
+        ylabel: str,
+        marker: str,
+        xscale: dict[str, Any],
+    ) -> None:
+        """One line per series label, points sorted by x: the shape of every sweep figure here."""
+        fig, ax = plt.subplots(figsize=(8, 5))
+        for label, pts in sorted(series.items()):
+            pts = sorted(pts)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=marker, label=label)
+        if xscale:
+            ax.set_xscale(**xscale)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+        save(fig, name)
+
     timed = [r for r in rows if r.get("throughput_samples_per_s")]
     # 1. throughput vs batch, one line per model/backend/precision (dynamic profiles first)
-    series: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    series: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for r in timed:
         series[_series_label(r, "model", "backend", "precision", "profile")].append(
             (int(r["batch"]), float(r["throughput_samples_per_s"]))
         )
     if series:
-        fig, ax = plt.subplots(figsize=(8, 5))
-        for label, pts in sorted(series.items()):
-            pts.sort()
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("inference batch")
-        ax.set_ylabel("throughput (samples/s, median)")
-        ax.set_title("Throughput vs inference batch")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
-        save(fig, "throughput_vs_batch")
+        lines(
+            series,
+            "throughput_vs_batch",
+            "Throughput vs inference batch",
+            "inference batch",
+            "throughput (samples/s, median)",
+            "o",
+            {"value": "log", "base": 2},
+        )
     # 2. latency mean / max per model+backend x precision at the smallest batch
     if timed:
         small = min(int(r["batch"]) for r in timed)
@@ -119,56 +140,50 @@ def make_figures(rows: list[dict[str, Any]], out: Path) -> dict[str, Path]:
         if c:
             curves.setdefault(_series_label(r, "model", "backend", "precision"), c)
     if curves:
-        fig, ax = plt.subplots(figsize=(8, 5))
-        for label, c in sorted(curves.items()):
-            fs = sorted(c, key=float)
-            ax.plot([float(f) for f in fs], [c[f] for f in fs], marker="o", label=label)
-        ax.set_xscale("log")
-        ax.set_xlabel("atol as a fraction of the baseline's 90th-percentile |output|")
-        ax.set_ylabel("closeness (% of outputs within atol)")
-        ax.set_ylim(0, 102)
-        ax.set_title("Closeness to the PyTorch fp32 baseline")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
-        save(fig, "closeness_curves")
+        lines(
+            {k: [(float(f), v) for f, v in c.items()] for k, c in curves.items()},
+            "closeness_curves",
+            "Closeness to the PyTorch fp32 baseline",
+            "atol as a fraction of the baseline's 90th-percentile |output|",
+            "closeness (% of outputs within atol)",
+            "o",
+            {"value": "log"},
+        )
     # 4. memory vs batch
-    mem: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    mem: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for r in timed:
         m = _mem_mb(r)
         if m is not None:
             mem[_series_label(r, "model", "backend", "precision", "profile")].append((int(r["batch"]), m))
     if mem:
-        fig, ax = plt.subplots(figsize=(8, 5))
-        for label, pts in sorted(mem.items()):
-            pts.sort()
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="s", label=label)
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("inference batch")
-        ax.set_ylabel("memory during inference, max (MiB)")
-        ax.set_title("Memory vs batch (device memory used on GPU, process RSS on CPU)")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
-        save(fig, "memory_vs_batch")
+        lines(
+            mem,
+            "memory_vs_batch",
+            "Memory vs batch (device memory used on GPU, process RSS on CPU)",
+            "inference batch",
+            "memory during inference, max (MiB)",
+            "s",
+            {"value": "log", "base": 2},
+        )
     # 5. build time vs optimization level
-    build: dict[str, dict[int, float]] = defaultdict(dict)
+    build: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for r in rows:
         eng = r.get("engine") or {}
         bs = eng.get("build_seconds")
         if bs is not None and r.get("opt_level") is not None and not eng.get("cached"):
-            build[_series_label(r, "model", "backend", "precision", "profile")][int(r["opt_level"])] = float(
-                bs
-            )
+            key = _series_label(r, "model", "backend", "precision", "profile")
+            if all(p[0] != int(r["opt_level"]) for p in build[key]):  # one build per level (batches share it)
+                build[key].append((int(r["opt_level"]), float(bs)))
     if build:
-        fig, ax = plt.subplots(figsize=(8, 5))
-        for label, levels in sorted(build.items()):
-            ks = sorted(levels)
-            ax.plot(ks, [levels[k] for k in ks], marker="^", label=label)
-        ax.set_xlabel("builder optimization level")
-        ax.set_ylabel("build time (s, uncached builds)")
-        ax.set_title("Build time vs optimization level")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
-        save(fig, "build_vs_opt_level")
+        lines(
+            build,
+            "build_vs_opt_level",
+            "Build time vs optimization level",
+            "builder optimization level",
+            "build time (s, uncached builds)",
+            "^",
+            {},
+        )
     return figs
 
 
