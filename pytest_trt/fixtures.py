@@ -21,7 +21,7 @@ import pytest
 import torch
 from torch import nn
 
-from pytest_trt import backends, datasets, gates, metrics, results, telemetry, timing, zoo
+from pytest_trt import backends, datasets, gates, jetson, metrics, results, telemetry, timing, zoo
 from pytest_trt.backends.base import BuildContext, BuildFailed, Engine
 from pytest_trt.cache import ArtifactCache
 from pytest_trt.export import ExportSettings, OnnxModel, export_onnx
@@ -56,6 +56,8 @@ class TrtSession:
         self.data = datasets.DataConfig(
             settings.dataset, settings.samples, settings.calib_samples, settings.seed
         )
+        self.jetson_info = jetson.detect()  # None off Jetson boards
+        self.on_jetson = self.jetson_info is not None
 
     # -- models and artifacts ------------------------------------------------------------------
     def model(self, name: str) -> tuple[nn.Module, str]:
@@ -307,16 +309,20 @@ class TrtRun:
             torch.cuda.synchronize(s.device.torch)
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(s.device.torch)
-        with telemetry.sampling(dev_index) as sampler:
-            m = timing.measure(eng, feed, cfg, self.benchmark)
+        # On Jetson, NVML is largely absent and memory is unified: tegrastats (or /proc/meminfo) is the source.
+        tegra = jetson.TegraSampler().start() if self.session.on_jetson else None
+        try:
+            with telemetry.sampling(dev_index) as sampler:
+                m = timing.measure(eng, feed, cfg, self.benchmark)
+        finally:
+            if tegra is not None:
+                tegra.stop()
         inferences = (len(m.model_s) + len(m.e2e_s) + m.warmup_iterations) * self.case.batch
         tel = sampler.summary(inferences)
         if s.device.is_cuda:
             tel["torch_peak_allocated_mb"] = torch.cuda.max_memory_allocated(s.device.torch) / 2**20
-        from pytest_trt import jetson
-
-        if jetson.detect(query_tools=False) is not None:
-            tel["jetson"] = "sampled with tegrastats when available (see pytest-trt docs)"
+        if tegra is not None:
+            tel.update(jetson.merge_into_telemetry(tegra.summary(inferences), tel))
         self.measurement = m
         self.record["extra_info"].update(results.timing_section(m, cfg, self.case.batch, tel, eng.info))
         return m

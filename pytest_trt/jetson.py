@@ -268,3 +268,17 @@ def summarize_records(
             out["energy_per_inference_j"] = energy / inferences
             out["inferences_per_j"] = inferences / energy if energy > 0 else None
     return out
+
+
+def merge_into_telemetry(tegra: dict[str, Any], tel: dict[str, Any]) -> dict[str, Any]:
+    """Jetson figures where NVML gave none: unified RAM as inference memory, rail energy as energy."""
+    out: dict[str, Any] = {"jetson": tegra}
+    if tegra.get("ram_used_mb") and not tel.get("device_memory_used_mb"):
+        out["device_memory_used_mb"] = tegra[
+            "ram_used_mb"
+        ]  # unified memory: what the reference study reports
+    if "energy_j" in tegra and "energy_j" not in tel:
+        for k in ("energy_j", "energy_per_inference_j", "inferences_per_j"):
+            if k in tegra:
+                out[k] = tegra[k]
+    return out

@@ -131,3 +131,25 @@ def test_refused_clock_lock_does_not_fail_the_run(monkeypatch: pytest.MonkeyPatc
     lock.restore()  # nothing to restore, and no error
     cpu = clocks.lock("max", Device("cpu"))
     assert not cpu.locked and "no GPU" in cpu.message
+
+
+def test_tegrastats_figures_become_memory_and_energy() -> None:
+    tegra = jetson.summarize_records(
+        [jetson.parse_tegrastats(ORIN_JP6)] * 3, 1.0, 10, "tegrastats --interval 10"
+    )
+    merged = jetson.merge_into_telemetry(tegra, {"device_memory_used_mb": None})
+    assert merged["device_memory_used_mb"]["max"] == 3520
+    assert merged["energy_per_inference_j"] == pytest.approx(3.734 / 10)
+    nvml_first = jetson.merge_into_telemetry(tegra, {"device_memory_used_mb": {"max": 1.0}, "energy_j": 2.0})
+    assert "device_memory_used_mb" not in nvml_first and "energy_j" not in nvml_first
+
+
+def test_sampler_falls_back_to_meminfo(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    monkeypatch.setattr(jetson.shutil, "which", lambda name: None)
+    s = jetson.TegraSampler(interval_ms=5).start()
+    time.sleep(0.05)
+    summary = s.stop().summary(inferences=10)
+    assert summary["source"] == "/proc/meminfo" and summary["samples"] >= 2
+    assert summary["ram_used_mb"]["max"] > 0
