@@ -264,8 +264,11 @@ class TrtRun:
             for prec, exprs in marker.kwargs.items():
                 overrides.setdefault(prec, [])
                 overrides[prec] = [*overrides[prec], *[gates.Gate.parse(e) for e in _listify(exprs)]]
+        # TF32 only exists on CUDA devices; CPU fp32 is judged as strict fp32.
+        gclass = gates.gate_class(self.case.precision, self.settings.tf32 and self.settings.device.is_cuda)
+        q["gate_class"] = gclass
         self.gate_results = gates.evaluate(
-            gates.gates_for(self.case.precision, overrides), q, trained=trained, base=base.outputs, out=out
+            gates.gates_for(gclass, overrides), q, trained=trained, base=base.outputs, out=out
         )
         q["gates"] = [
             {

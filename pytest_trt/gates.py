@@ -64,6 +64,8 @@ TRAINED_ONLY = {
 
 DEFAULT_GATES: dict[str, tuple[str, ...]] = {
     "fp32": ("closeness@0.01>=99", "top1_agreement>=0.99", "accuracy_top1>=0.999xbase", "seg_closeness>=99"),
+    # fp32 with TF32 math (the default on NVIDIA GPUs, in TensorRT and torch alike): 10-bit mantissa products.
+    "tf32": ("closeness@0.1>=99", "top1_agreement>=0.99", "accuracy_top1>=0.995xbase", "seg_closeness>=98"),
     "fp16": ("closeness@0.1>=99", "top1_agreement>=0.98", "accuracy_top1>=0.99xbase", "seg_closeness>=97"),
     "bf16": ("closeness@0.2>=95", "top1_agreement>=0.95", "accuracy_top1>=0.98xbase", "seg_closeness>=95"),
     "int8": ("closeness@1>=95", "top1_agreement>=0.90", "accuracy_top1>=0.97xbase", "seg_closeness>=90"),
@@ -85,8 +87,13 @@ def parse_overrides(lines: Iterable[str]) -> dict[str, list[Gate]]:
     return out
 
 
+def gate_class(precision: str, tf32: bool) -> str:
+    """The gate set a result is judged by: fp32 computed with TF32 is judged as ``tf32``."""
+    return "tf32" if precision == "fp32" and tf32 else precision
+
+
 def gates_for(precision: str, overrides: Mapping[str, list[Gate]] | None = None) -> list[Gate]:
-    """Defaults for ``precision``; an override of the same metric replaces the default."""
+    """Defaults for ``precision`` (or ``tf32``); an override of the same metric replaces the default."""
     gates = {
         g.metric: g for g in (Gate.parse(s) for s in DEFAULT_GATES.get(precision, DEFAULT_GATES["fp32"]))
     }

@@ -54,3 +54,12 @@ def test_relative_accuracy_gate_and_nan() -> None:
     qn = metrics.quality("classification", base, np.full_like(base, np.nan))
     res = gates.evaluate(gates.gates_for("fp32"), qn, trained=True, base=base, out=np.full_like(base, np.nan))
     assert any(r.gate.metric == "nan_or_inf" and not r.passed for r in res)
+
+
+def test_tf32_is_its_own_gate_class() -> None:
+    assert gates.gate_class("fp32", tf32=True) == "tf32" and gates.gate_class("fp32", tf32=False) == "fp32"
+    assert gates.gate_class("fp16", tf32=True) == "fp16"
+    tf32 = {g.metric: g.value for g in gates.gates_for("tf32")}
+    assert "closeness@0.1" in tf32 and "closeness@0.01" not in tf32
+    ov = gates.parse_overrides(["tf32:closeness@0.2>=98"])
+    assert {g.metric for g in gates.gates_for("tf32", ov)} >= {"closeness@0.1", "closeness@0.2"}
