@@ -42,9 +42,13 @@ class Samples:
         return h.hexdigest()[:16]
 
 
-def synthetic(shape: tuple[int, ...], n: int, seed: int) -> Samples:
-    """Seeded standard-normal inputs: the scale of normalised images."""
+def synthetic(shape: tuple[int, ...], n: int, seed: int, vocab: int | None = None) -> Samples:
+    """Seeded standard-normal inputs (the scale of normalised images), or token ids for text models."""
     rng = np.random.default_rng(seed)
+    if vocab:
+        ids = rng.integers(1000, vocab, (n, *shape), dtype=np.int64)
+        ids[:, 0], ids[:, -1] = 101, 102  # [CLS] ... [SEP], as a tokenizer would frame a sentence
+        return Samples(ids, None, f"synthetic-tokens(seed={seed})")
     return Samples(rng.standard_normal((n, *shape), dtype=np.float32), None, f"synthetic(seed={seed})")
 
 
@@ -139,17 +143,21 @@ class DataConfig:
     seed: int = 0
 
 
-def eval_samples(cfg: DataConfig, shape: tuple[int, ...], model_name: str) -> Samples:
+def eval_samples(
+    cfg: DataConfig, shape: tuple[int, ...], model_name: str, vocab: int | None = None
+) -> Samples:
     if model_name == "digits_cnn":
         _, test = digits_split(cfg.seed)  # the whole test split (540 images): cheap, and accuracy needs it
         n = len(test)
         return Samples(test.x[:n], test.labels[:n] if test.labels is not None else None, test.source)
     if cfg.dataset and cfg.dataset != "digits" and len(shape) == 3:
         return load_image_folder(cfg.dataset, shape[-1], cfg.eval_samples)
-    return synthetic(shape, cfg.eval_samples, cfg.seed)
+    return synthetic(shape, cfg.eval_samples, cfg.seed, vocab)
 
 
-def calibration_samples(cfg: DataConfig, shape: tuple[int, ...], model_name: str) -> Samples:
+def calibration_samples(
+    cfg: DataConfig, shape: tuple[int, ...], model_name: str, vocab: int | None = None
+) -> Samples:
     if model_name == "digits_cnn":
         train, _ = digits_split(cfg.seed)
         return Samples(train.x[: cfg.calib_samples], None, "sklearn-digits:train")
@@ -160,4 +168,4 @@ def calibration_samples(cfg: DataConfig, shape: tuple[int, ...], model_name: str
             # Small dataset: calibrate on the evaluation images rather than not at all; the source says so.
             s = load_image_folder(cfg.dataset, shape[-1], cfg.calib_samples)
             return Samples(s.x, None, s.source + "(overlaps eval)")
-    return synthetic(shape, cfg.calib_samples, cfg.seed + 10_007)
+    return synthetic(shape, cfg.calib_samples, cfg.seed + 10_007, vocab)

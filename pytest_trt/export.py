@@ -114,7 +114,8 @@ def _dynamic_spec(settings: ExportSettings, spec: ModelSpec) -> tuple[Any, Any]:
     if settings.dynamic_hw and spec.input.hw_range:
         lo, _, hi = spec.input.hw_range
         m = spec.input.hw_multiple
-        for ax, nm in ((2, "height"), (3, "width")):
+        names = ("seq",) if spec.input.size_unit == "tok" else ("height", "width")
+        for ax, nm in zip((a + 1 for a in spec.input.size_axes), names, strict=True):
             if m > 1:  # pooling networks need H, W divisible by m; say so to torch.export
                 dims[ax] = m * torch.export.Dim(f"{nm}_div{m}", min=max(1, lo // m), max=hi // m)
             else:
@@ -194,7 +195,12 @@ def export_onnx(
     used: dict[str, str] = {}
 
     def build(tmp: Path) -> dict[str, Any]:
-        example = torch.randn(batch, *shape)
+        if spec.input.vocab:
+            example = torch.randint(
+                1000, spec.input.vocab, (batch, *shape), generator=torch.Generator().manual_seed(0)
+            )
+        else:
+            example = torch.randn(batch, *shape)
         tmp_onnx = tmp.with_suffix(".export.onnx")
         try:
             used["exporter"] = _export(model, example, tmp_onnx, settings, spec)

@@ -83,10 +83,14 @@ class TrtSession:
         return self._onnx[key]
 
     def eval_samples(self, case: Case) -> datasets.Samples:
-        return datasets.eval_samples(self.data, self.input_shape(case), case.model)
+        return datasets.eval_samples(
+            self.data, self.input_shape(case), case.model, zoo.get(case.model).input.vocab
+        )
 
     def calibration(self, case: Case) -> datasets.Samples:
-        return datasets.calibration_samples(self.data, self.input_shape(case), case.model)
+        return datasets.calibration_samples(
+            self.data, self.input_shape(case), case.model, zoo.get(case.model).input.vocab
+        )
 
     def baseline(self, case: Case) -> Baseline:
         """PyTorch fp32 outputs on the evaluation samples, computed twice to expose baseline noise."""

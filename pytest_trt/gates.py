@@ -63,12 +63,42 @@ TRAINED_ONLY = {
 }
 
 DEFAULT_GATES: dict[str, tuple[str, ...]] = {
-    "fp32": ("closeness@0.01>=99", "top1_agreement>=0.99", "accuracy_top1>=0.999xbase", "seg_closeness>=99"),
+    "fp32": (
+        "cosine_min>=0.99999",
+        "closeness@0.01>=99",
+        "top1_agreement>=0.99",
+        "accuracy_top1>=0.999xbase",
+        "seg_closeness>=99",
+    ),
     # fp32 with TF32 math (the default on NVIDIA GPUs, in TensorRT and torch alike): 10-bit mantissa products.
-    "tf32": ("closeness@0.1>=99", "top1_agreement>=0.99", "accuracy_top1>=0.995xbase", "seg_closeness>=98"),
-    "fp16": ("closeness@0.1>=99", "top1_agreement>=0.98", "accuracy_top1>=0.99xbase", "seg_closeness>=97"),
-    "bf16": ("closeness@0.2>=95", "top1_agreement>=0.95", "accuracy_top1>=0.98xbase", "seg_closeness>=95"),
-    "int8": ("closeness@1>=95", "top1_agreement>=0.90", "accuracy_top1>=0.97xbase", "seg_closeness>=90"),
+    "tf32": (
+        "cosine_min>=0.9999",
+        "closeness@0.1>=99",
+        "top1_agreement>=0.99",
+        "accuracy_top1>=0.995xbase",
+        "seg_closeness>=98",
+    ),
+    "fp16": (
+        "cosine_min>=0.999",
+        "closeness@0.1>=99",
+        "top1_agreement>=0.98",
+        "accuracy_top1>=0.99xbase",
+        "seg_closeness>=97",
+    ),
+    "bf16": (
+        "cosine_min>=0.99",
+        "closeness@0.2>=95",
+        "top1_agreement>=0.95",
+        "accuracy_top1>=0.98xbase",
+        "seg_closeness>=95",
+    ),
+    "int8": (
+        "cosine_min>=0.98",
+        "closeness@1>=95",
+        "top1_agreement>=0.90",
+        "accuracy_top1>=0.97xbase",
+        "seg_closeness>=90",
+    ),
 }
 
 
@@ -110,7 +140,7 @@ def lookup(quality: Mapping[str, Any], metric: str, baseline: bool = False) -> f
         key = f"{float(metric.split('@', 1)[1]):g}"
         return None if baseline else curve.get(key)
     name = f"baseline_{metric}" if baseline else metric
-    for section in ("classification", "segmentation", "regression"):
+    for section in ("classification", "segmentation", "regression", "embedding"):
         sec = quality.get(section)
         if isinstance(sec, dict) and name in sec:
             v = sec[name]

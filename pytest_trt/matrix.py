@@ -46,7 +46,7 @@ class Case:
     @property
     def id(self) -> str:
         s = f"{self.model}-{self.backend}-{self.precision}-{self.profile}-b{self.batch}-opt{self.opt_level}"
-        return s + (f"-{self.hw}px" if self.hw else "")
+        return s + (f"-{self.hw}{zoo.get(self.model).input.size_unit}" if self.hw else "")
 
     @property
     def engine_group(self) -> tuple[Any, ...]:
@@ -132,7 +132,7 @@ def expand(req: Request, settings: Settings) -> list[Any]:
         spec = zoo.get(model_name)
         hws: list[int | None] = [None]
         if spec.input.hw_range:
-            hws = list(settings.hws or req.hws or [spec.input.shape[-1]])
+            hws = list(settings.hws or req.hws or [spec.input.default_size])
         for bname in bks:
             backend = backends.get(bname)
             # Eager frameworks have no build-time profile: one entry, "dynamic" (any batch) when asked for.

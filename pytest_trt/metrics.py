@@ -242,4 +242,15 @@ def quality(
         q["segmentation"] = segmentation(base, out, labels)
     elif task == "regression":
         q["regression"] = regression(base, out, labels, regression_bound)
+    elif task == "embedding":
+        q["embedding"] = embedding(base, out)
     return q
+
+
+def embedding(base: np.ndarray, out: np.ndarray) -> dict[str, float]:
+    """Per-sample cosine similarity of embeddings (what retrieval quality depends on)."""
+    b, o = _f64(base).reshape(base.shape[0], -1), _f64(out).reshape(out.shape[0], -1)
+    num = (b * o).sum(axis=1)
+    den = np.linalg.norm(b, axis=1) * np.linalg.norm(o, axis=1)
+    cos = np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+    return {"cosine_mean": float(np.nanmean(cos)), "cosine_min": float(np.min(cos)), "samples": len(cos)}

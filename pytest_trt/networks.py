@@ -114,3 +114,123 @@ class SegHead(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.model(x)["out"]
         return out
+
+
+# -- a BERT encoder (all-MiniLM-L6 layout), parameter names as in the published checkpoint ------------
+
+
+class _BertSelfAttention(nn.Module):
+    def __init__(self, hidden: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.query = nn.Linear(hidden, hidden)
+        self.key = nn.Linear(hidden, hidden)
+        self.value = nn.Linear(hidden, hidden)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, s, h = x.shape
+        d = h // self.heads
+
+        def split(t: torch.Tensor) -> torch.Tensor:
+            return t.view(b, s, self.heads, d).transpose(1, 2)
+
+        q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
+        att = torch.softmax(q @ k.transpose(-1, -2) / d**0.5, dim=-1)
+        return (att @ v).transpose(1, 2).reshape(b, s, h)
+
+
+class _BertAddNorm(nn.Module):
+    def __init__(self, cin: int, hidden: int, eps: float) -> None:
+        super().__init__()
+        self.dense = nn.Linear(cin, hidden)
+        self.LayerNorm = nn.LayerNorm(hidden, eps=eps)
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.LayerNorm(self.dense(x) + residual)
+        return out
+
+
+class _BertAttention(nn.Module):
+    def __init__(self, hidden: int, heads: int, eps: float) -> None:
+        super().__init__()
+        self.self = _BertSelfAttention(hidden, heads)
+        self.output = _BertAddNorm(hidden, hidden, eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.output(self.self(x), x)
+        return out
+
+
+class _BertIntermediate(nn.Module):
+    def __init__(self, hidden: int, inter: int) -> None:
+        super().__init__()
+        self.dense = nn.Linear(hidden, inter)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.gelu(self.dense(x))
+
+
+class _BertLayer(nn.Module):
+    def __init__(self, hidden: int, heads: int, inter: int, eps: float) -> None:
+        super().__init__()
+        self.attention = _BertAttention(hidden, heads, eps)
+        self.intermediate = _BertIntermediate(hidden, inter)
+        self.output = _BertAddNorm(inter, hidden, eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.attention(x)
+        out: torch.Tensor = self.output(self.intermediate(a), a)
+        return out
+
+
+class _BertEmbeddings(nn.Module):
+    def __init__(self, vocab: int, hidden: int, max_pos: int, types: int, eps: float) -> None:
+        super().__init__()
+        self.word_embeddings = nn.Embedding(vocab, hidden)
+        self.position_embeddings = nn.Embedding(max_pos, hidden)
+        self.token_type_embeddings = nn.Embedding(types, hidden)
+        self.LayerNorm = nn.LayerNorm(hidden, eps=eps)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        pos = torch.arange(ids.shape[1], device=ids.device).unsqueeze(0)
+        x = (
+            self.word_embeddings(ids)
+            + self.position_embeddings(pos)
+            + self.token_type_embeddings(torch.zeros_like(ids))
+        )
+        out: torch.Tensor = self.LayerNorm(x)
+        return out
+
+
+class _BertEncoder(nn.Module):
+    def __init__(self, layers: int, hidden: int, heads: int, inter: int, eps: float) -> None:
+        super().__init__()
+        self.layer = nn.ModuleList(_BertLayer(hidden, heads, inter, eps) for _ in range(layers))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layer:
+            x = layer(x)
+        return x
+
+
+class SentenceEncoder(nn.Module):
+    """Token ids (batch x sequence, no padding) -> mean-pooled, L2-normalised sentence embeddings."""
+
+    def __init__(
+        self,
+        vocab: int = 30522,
+        hidden: int = 384,
+        layers: int = 6,
+        heads: int = 12,
+        inter: int = 1536,
+        max_pos: int = 512,
+        types: int = 2,
+        eps: float = 1e-12,
+    ) -> None:
+        super().__init__()
+        self.embeddings = _BertEmbeddings(vocab, hidden, max_pos, types, eps)
+        self.encoder = _BertEncoder(layers, hidden, heads, inter, eps)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        h = self.encoder(self.embeddings(ids)).mean(dim=1)
+        return nn.functional.normalize(h, dim=-1)

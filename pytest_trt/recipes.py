@@ -28,6 +28,11 @@ from pytest_trt.export import OnnxModel, graph_facts, load_checked, onnx_model_f
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 CALIB_METHODS = ("entropy", "minmax", "percentile")
+# Weight-bearing compute only (as ModelOpt's int8 default): quantizing embeddings, LayerNorm inputs and
+# residual adds per-tensor wrecked a MiniLM encoder (embedding cosine 0.55) while gaining nothing here.
+QUANTIZED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
+# Bumped whenever a transform's code changes what it writes, so cached graphs of the old code are not reused.
+RECIPE_REVISION = 2
 
 
 class RecipeUnavailable(RuntimeError):
@@ -104,7 +109,13 @@ def graph_recipe(precision: str, calib_method: str = "entropy", prefer: str = "a
         tool=tool,
         strongly_typed=True,
         calib_method=calib_method,
-        details={"symmetric_activations": True, "symmetric_weights": True, "per_channel": True},
+        details={
+            "symmetric_activations": True,
+            "symmetric_weights": True,
+            "per_channel": True,
+            "activation_matmuls": "float",
+            "ops": list(QUANTIZED_OPS),
+        },
     )
 
 
@@ -145,6 +156,17 @@ def _autocast(src: Path, dst: Path, low: str) -> None:
 def _qdq_ort(src: Path, dst: Path, input_name: str, calib: Samples, method: str) -> None:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
+    # Attention's activation x activation products (Q.K^T, P.V) lose too much under per-tensor int8: keep
+    # them in float, as ModelOpt's default int8 recipe does; weight GEMMs and convolutions are quantized.
+    model = onnx.load(str(src), load_external_data=False)
+    consts = {i.name for i in model.graph.initializer} | {
+        o for n in model.graph.node if n.op_type == "Constant" for o in n.output
+    }
+    exclude = [
+        n.name
+        for n in model.graph.node
+        if n.op_type == "MatMul" and n.name and not any(i in consts for i in n.input)
+    ]
     methods = {
         "entropy": CalibrationMethod.Entropy,
         "minmax": CalibrationMethod.MinMax,
@@ -160,6 +182,8 @@ def _qdq_ort(src: Path, dst: Path, input_name: str, calib: Samples, method: str)
         per_channel=True,
         calibrate_method=methods[method],
         # TensorRT accepts only symmetric (zero-point 0) quantization.
+        nodes_to_exclude=exclude,
+        op_types_to_quantize=list(QUANTIZED_OPS),
         extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
     )
 
@@ -182,7 +206,7 @@ def apply_graph_recipe(
     """Return the ONNX model that carries ``recipe``'s precision (the input itself for fp32)."""
     if recipe.graph == "as-exported":
         return base
-    key: dict[str, Any] = {"base_onnx": base.sha256, "recipe": recipe.as_dict()}
+    key: dict[str, Any] = {"base_onnx": base.sha256, "recipe": recipe.as_dict(), "revision": RECIPE_REVISION}
     if recipe.graph == "qdq-int8":
         if calib is None:
             raise RecipeUnavailable("int8 needs calibration samples")

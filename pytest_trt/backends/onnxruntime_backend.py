@@ -31,7 +31,7 @@ from pytest_trt.zoo import ModelSpec
 
 class OrtFeed(Feed):
     def __init__(self, x: np.ndarray) -> None:
-        self.x = np.ascontiguousarray(x, dtype=np.float32)
+        self.x = np.ascontiguousarray(x, dtype=np.float32 if x.dtype.kind == "f" else x.dtype)
         self.batch = int(x.shape[0])
 
 

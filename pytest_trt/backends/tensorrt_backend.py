@@ -247,7 +247,7 @@ def _entropy_calibrator(samples: Samples, batch: int, cache_path: Path) -> Any:
 def _shape_triplet(dims: Any, spec: BuildSpec, model: ModelSpec) -> tuple[tuple[int, ...], ...]:
     """min/opt/max shapes for one network input whose build-time dims may hold -1."""
     b = spec.build_batches
-    hw_fixed = spec.hw or (model.input.shape[-1] if len(model.input.shape) == 3 else None)
+    hw_fixed = spec.hw or model.input.default_size
     hw = spec.hw_range if spec.hw_range else ((hw_fixed,) * 3 if hw_fixed else None)
     shapes = []
     for k in range(3):
@@ -257,7 +257,7 @@ def _shape_triplet(dims: Any, spec: BuildSpec, model: ModelSpec) -> tuple[tuple[
                 s.append(int(d))
             elif axis == 0:
                 s.append(b[k])
-            elif axis in (2, 3) and hw is not None:
+            elif (axis - 1) in model.input.size_axes and hw is not None:
                 s.append(hw[k])
             else:
                 s.append(int(model.input.shape[axis - 1]))

@@ -46,7 +46,9 @@ class TorchIOEngine(Engine):
                 yield
 
     def make_feed(self, x: np.ndarray) -> TorchFeed:
-        host = torch.from_numpy(np.ascontiguousarray(x)).to(self.input_dtype)
+        host = torch.from_numpy(np.ascontiguousarray(x))
+        if host.is_floating_point():  # token ids stay integers; only real-valued inputs follow the precision
+            host = host.to(self.input_dtype)
         if self.device.is_cuda:
             host = host.pin_memory()
         with self.on_stream():
