@@ -187,7 +187,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
         payload = results.session_section(sess.records.values(), s, sess.cache.stats.summary())
         payload["machine_info"] = {"pytest_trt": telemetry.machine_info()}
-        results.write_records(s.json_path, payload)
+        path = s.json_path
+        worker = getattr(config, "workerinput", {}).get("workerid")
+        if worker:  # xdist: one file per worker next to the requested one, never a shared partial write
+            path = path.with_name(f"{path.stem}.{worker}{path.suffix}")
+        results.write_records(path, payload)
     if s.baseline is not None:
         from pytest_trt import compare
 

@@ -113,3 +113,24 @@ def test_shard_option_deselects(pytester: pytest.Pytester, bench_file: Path, sha
         )
         both.append({ln for ln in r.stdout.lines if "::" in ln})
     assert both[0] and both[1] and not (both[0] & both[1])
+
+
+def test_correctness_only_xdist_run_writes_one_record_file_per_worker(
+    pytester: pytest.Pytester, bench_file: Path, shared_cache: Path
+) -> None:
+    out = pytester.path / "rec.json"
+    r = pytester.runpytest_subprocess(
+        *fast_args(shared_cache, "--trt-backend=onnxruntime", "--trt-precision=fp32"),
+        "-n",
+        "2",
+        "--benchmark-disable",
+        f"--trt-json={out}",
+    )
+    r.assert_outcomes(passed=2)
+    files = sorted(p.name for p in pytester.path.glob("rec.gw*.json"))
+    assert files == ["rec.gw0.json", "rec.gw1.json"] or len(files) == 1  # one worker may get both cases
+    ids = [c["id"] for f in files for c in load_json(pytester.path / f)["cases"]]
+    assert sorted(ids) == [
+        "tinycnn-onnxruntime-fp32-dynamic-b1-opt3",
+        "tinycnn-onnxruntime-fp32-dynamic-b8-opt3",
+    ]
