@@ -226,8 +226,11 @@ class TrtRun:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self.record["extra_info"]["weights"] = self.session.model(self.case.model)[1]
             try:
+                try:
+                    self.record["extra_info"]["weights"] = self.session.model(self.case.model)[1]
+                except zoo.WeightsUnavailable as exc:  # a configuration error, recorded like a failed build
+                    raise BuildFailed(str(exc)) from exc
                 self._engine = self.session.engine(self.case, self.req)
             except BuildFailed as exc:
                 self.record["status"] = "oom" if exc.oom else "build_failed"

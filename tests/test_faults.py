@@ -379,3 +379,21 @@ def test_version_compatible_plans_need_opt_in(monkeypatch: pytest.MonkeyPatch) -
         be.unsupported(BuildSpec(version_compatible=True, allow_host_code=True), zoo.get("tinycnn"), gpu)
         is None
     )
+
+
+def test_unavailable_weights_are_a_recorded_failure(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    pytester.makepyfile(
+        test_w="""
+import pytest
+@pytest.mark.trt_matrix(models=["tinycnn"], backends=["onnxruntime"], precisions=["fp32"], batches=[1])
+def test_w(trt_run):
+    trt_run.run()
+"""
+    )
+    out = pytester.path / "w.json"
+    r = pytester.runpytest(
+        *fast_args(tmp_path / "c"), f"--trt-weights=file:{tmp_path / 'none.pt'}", f"--trt-json={out}"
+    )
+    r.assert_outcomes(failed=1)
+    r.stdout.fnmatch_lines(["*build_failed: --trt-weights file:*none.pt: no such file*"])
+    assert load_json(out)["cases"][0]["status"] == "build_failed"
