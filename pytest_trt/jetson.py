@@ -104,17 +104,20 @@ def jetson_clocks_state(show: str | None) -> str | None:
     return "locked" if lo == hi == cur else "dynamic"
 
 
-_POWER_MODE_CACHE: dict[str, Any] = {}
+_BOARD: dict[str, dict[str, Any] | None] = {}
+
+
+def board() -> dict[str, Any] | None:
+    """:func:`detect` on this machine, once per process (it runs nvpmodel and jetson_clocks)."""
+    if "info" not in _BOARD:
+        _BOARD["info"] = detect()
+    return _BOARD["info"]
 
 
 def power_mode_key() -> str | None:
     """The power mode as part of engine cache keys on Jetson; None elsewhere."""
-    if "v" not in _POWER_MODE_CACHE:
-        info = detect()
-        pm = (info or {}).get("power_mode") or None
-        _POWER_MODE_CACHE["v"] = f"{pm['mode']}:{pm['name']}" if pm else None
-    v = _POWER_MODE_CACHE["v"]
-    return str(v) if v is not None else None
+    pm = (board() or {}).get("power_mode")
+    return f"{pm['mode']}:{pm['name']}" if pm else None
 
 
 def set_power_mode(mode: int, settle_s: float = 5.0) -> tuple[bool, str]:
@@ -134,7 +137,7 @@ def set_power_mode(mode: int, settle_s: float = 5.0) -> tuple[bool, str]:
     if p.returncode != 0:
         return False, f"nvpmodel -m {mode} refused (exit {p.returncode}): {p.stderr.strip()[:300]}"
     time.sleep(settle_s)  # let clocks settle before the next sub-run measures
-    _POWER_MODE_CACHE.clear()
+    _BOARD.clear()  # the power mode just changed
     return True, f"power mode set to {mode}"
 
 

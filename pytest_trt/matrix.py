@@ -136,7 +136,7 @@ def expand(req: Request, settings: Settings) -> list[Any]:
         for bname in bks:
             backend = backends.get(bname)
             # Eager frameworks have no build-time profile: one entry, "dynamic" (any batch) when asked for.
-            if bname in ("torch", "torch_compile"):
+            if not backend.consumes_onnx:
                 b_profiles = ["dynamic"] if "dynamic" in profiles else profiles[:1]
             else:
                 b_profiles = profiles

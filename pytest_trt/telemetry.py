@@ -156,7 +156,7 @@ def machine_info() -> dict[str, Any]:
         out["nvml"] = nvml_error()
     out["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")
     out["host"] = platform.node()
-    j = jetson.detect()
+    j = jetson.board()
     if j is not None:
         out["jetson"] = j
     return out

@@ -14,6 +14,7 @@ _REGISTRY: dict[str, str] = {
     "torch_compile": "pytest_trt.backends.torch_backend:TorchCompileBackend",
 }
 _INSTANCES: dict[str, Backend] = {}
+_AVAILABILITY: dict[str, Availability] = {}
 
 NAMES = tuple(_REGISTRY)  # the built-in backends
 
@@ -27,6 +28,7 @@ def register(name: str, target: str) -> None:
     """Register a third-party backend as ``"module:Class"``."""
     _REGISTRY[name] = target
     _INSTANCES.pop(name, None)
+    _AVAILABILITY.pop(name, None)
 
 
 def get(name: str) -> Backend:
@@ -39,7 +41,10 @@ def get(name: str) -> Backend:
 
 
 def availability(name: str) -> Availability:
-    try:
-        return get(name).availability()
-    except Exception as exc:  # a backend module that fails to import is unavailable, not a crash
-        return Availability(False, reason=f"{type(exc).__name__}: {exc}")
+    """Asked once per process: collection checks it for every case, and a failed import is not retried."""
+    if name not in _AVAILABILITY:
+        try:
+            _AVAILABILITY[name] = get(name).availability()
+        except Exception as exc:  # a backend module that fails to import is unavailable, not a crash
+            _AVAILABILITY[name] = Availability(False, reason=f"{type(exc).__name__}: {exc}")
+    return _AVAILABILITY[name]

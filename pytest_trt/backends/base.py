@@ -197,6 +197,8 @@ class Backend(abc.ABC):
     #: which precisions this backend can ever run, and how it treats the opt level
     precisions: tuple[str, ...] = ("fp32",)
     uses_opt_level: bool = False
+    #: False for eager frameworks: they build from the nn.Module (no ONNX) and have no build-time profile
+    consumes_onnx: bool = True
 
     @abc.abstractmethod
     def availability(self) -> Availability: ...

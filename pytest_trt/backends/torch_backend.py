@@ -76,6 +76,7 @@ class TorchEngine(TorchIOEngine):
 class TorchBackend(Backend):
     name = "torch"
     precisions = ("fp32", "fp16", "bf16")
+    consumes_onnx = False
     compile_mode: str | None = None
 
     def availability(self) -> Availability:
