@@ -9,6 +9,7 @@ the quality gates -- in that order, so a quality failure never loses the timing.
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 import traceback
@@ -56,8 +57,7 @@ class TrtSession:
         self.data = datasets.DataConfig(
             settings.dataset, settings.samples, settings.calib_samples, settings.seed
         )
-        self.jetson_info = jetson.detect()  # None off Jetson boards
-        self.on_jetson = self.jetson_info is not None
+        self.on_jetson = jetson.board() is not None
 
     # -- models and artifacts ------------------------------------------------------------------
     def model(self, name: str) -> tuple[nn.Module, str]:
@@ -136,7 +136,7 @@ class TrtSession:
             case.precision, case.profile, case.batch, case.opt_level, case.hw, hw_range
         )
         backend = backends.get(case.backend)
-        onnx_model = self.onnx(case, req) if case.backend not in ("torch", "torch_compile") else None
+        onnx_model = self.onnx(case, req) if backend.consumes_onnx else None
         ctx = BuildContext(
             cache=self.cache,
             spec=spec,
@@ -152,14 +152,13 @@ class TrtSession:
         except BuildFailed as exc:
             self._failed[group] = exc
             raise
-        except (torch.cuda.OutOfMemoryError, MemoryError) as exc:
-            err = BuildFailed(f"out of memory building {case.id}: {exc}", oom=True)
-            self._failed[group] = err
-            raise err from exc
-        except Exception as exc:  # any other failure is this configuration's result, not a crash
-            err = BuildFailed(
-                f"{type(exc).__name__} building {case.id}: {exc}", [traceback.format_exc()[-3000:]]
-            )
+        except Exception as exc:  # any failure is this configuration's result, not a crash of the session
+            if isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError)):
+                err = BuildFailed(f"out of memory building {case.id}: {exc}", oom=True)
+            else:
+                err = BuildFailed(
+                    f"{type(exc).__name__} building {case.id}: {exc}", [traceback.format_exc()[-3000:]]
+                )
             self._failed[group] = err
             raise err from exc
         self._engine = (group, eng)
@@ -244,7 +243,7 @@ class TrtRun:
         return self._engine
 
     def _onnx_facts(self) -> dict[str, Any] | None:
-        if self.case.backend in ("torch", "torch_compile"):
+        if not backends.get(self.case.backend).consumes_onnx:
             return None
         return self.session.onnx(self.case, self.req).facts()
 
@@ -313,8 +312,6 @@ class TrtRun:
         dev_index = s.device.index if s.device.is_cuda else None
         if s.device.is_cuda:
             # Memory "during inference" must not include what the baseline or quality pass left cached.
-            import gc
-
             gc.collect()
             torch.cuda.synchronize(s.device.torch)
             torch.cuda.empty_cache()

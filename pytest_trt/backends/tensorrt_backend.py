@@ -14,6 +14,7 @@ a recording double instead.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import sys
@@ -367,7 +368,7 @@ def build_plan(
         config.progress_monitor = monitor
     timing_path = None
     if spec.timing_cache and cache is not None and timing_cache_key is not None:
-        timing_path = cache.path_for("trt-timing", _timing_key(timing_cache_key), ".cache")
+        timing_path = cache.path_for("trt-timing", _derived_key("trt-timing", timing_cache_key), ".cache")
         blob = timing_path.read_bytes() if timing_path.exists() else b""
         tcache = config.create_timing_cache(blob)
         config.set_timing_cache(tcache, ignore_mismatch=False)
@@ -396,10 +397,11 @@ def build_plan(
     }
 
 
-def _timing_key(parts: dict[str, Any]) -> str:
+def _derived_key(kind: str, parts: dict[str, Any]) -> str:
+    """Key of a cache file TensorRT writes itself (timing cache, calibration cache)."""
     from pytest_trt.cache import content_key
 
-    return content_key({"kind": "trt-timing", **parts})
+    return content_key({"kind": kind, **parts})
 
 
 class TrtEngine(TorchIOEngine):
@@ -597,7 +599,9 @@ class TensorRTBackend(Backend):
         if recipe.calibrator:
             assert calib is not None
             calib_path = ctx.cache.path_for(
-                "trt-calib", _timing_key({"calib": calib.digest(), **key, "build": None}), ".cache"
+                "trt-calib",
+                _derived_key("trt-calib", {"calib": calib.digest(), **key, "build": None}),
+                ".cache",
             )
         timing_key = {"trt_version": trt.__version__, "gpu": gpu.name, "cc": gpu.compute_capability}
 
@@ -664,7 +668,7 @@ class TensorRTRTXBackend(TensorRTBackend):
         self._load()
         if spec.typing == "weak":
             raise Unsupported("TensorRT-RTX is strongly typed only")
-        return choose_recipe(BuildSpec(**{**spec.__dict__, "typing": "strong"}), trt.__version__)
+        return choose_recipe(dataclasses.replace(spec, typing="strong"), trt.__version__)
 
 
 def env_version() -> str | None:
