@@ -10,11 +10,28 @@ import pytest
 
 from pytest_trt.fixtures import TrtRun
 
-IMAGENET_MODELS = ["mobilenet_v2", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
+IMAGENET_MODELS = [
+    "mobilenet_v2",
+    "efficientnet_lite0",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+]
 
 
 @pytest.mark.trt_matrix(models=IMAGENET_MODELS, static_batches=[1])
 def test_classification(trt_run: TrtRun) -> None:
+    trt_run.run()
+
+
+@pytest.mark.smoke
+@pytest.mark.trt_matrix(
+    models=["efficientnet_lite0"], batches=[8], backends=["onnxruntime", "torch", "tensorrt"]
+)
+def test_pretrained_photos_smoke(trt_run: TrtRun) -> None:
+    """ImageNet-trained EfficientNet-Lite0 on real photographs: top-1/top-5 agreement is gated for real."""
     trt_run.run()
 
 

@@ -100,6 +100,81 @@ def load_image_folder(root: Path | str, size: int, limit: int, offset: int = 0) 
     return Samples(np.stack(xs).astype(np.float32), np.asarray(ys, dtype=np.int64), f"imagefolder:{path}")
 
 
+# scikit-image's sample photographs that ship inside the package (no download): real scenes for
+# ImageNet classifiers, whose fp32 predictions serve as reference labels.
+PHOTOS = (
+    "chelsea",
+    "coffee",
+    "astronaut",
+    "rocket",
+    "camera",
+    "coins",
+    "clock",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "retina",
+    "brick",
+    "grass",
+    "gravel",
+    "moon",
+    "page",
+    "text",
+    "colorwheel",
+    "logo",
+)
+
+
+def _photo_images() -> list[tuple[str, np.ndarray]]:
+    import skimage.data
+
+    out = []
+    for name in PHOTOS:
+        try:
+            im = np.asarray(getattr(skimage.data, name)())
+        except Exception:  # a sample missing from this scikit-image is simply not used
+            continue
+        if im.dtype == bool:
+            im = im.astype(np.uint8) * 255
+        if im.ndim == 2:
+            im = np.stack([im] * 3, axis=-1)
+        out.append((name, np.ascontiguousarray(im[..., :3].astype(np.uint8))))
+    if not out:
+        raise DatasetError("scikit-image's sample photographs are missing: pip install scikit-image")
+    return out
+
+
+def photos(shape: tuple[int, ...], n: int, seed: int, views: str = "eval") -> Samples:
+    """Real photographs with ImageNet preprocessing, ``n`` views of scikit-image's sample images.
+
+    ``eval``: each photo resized (shorter side size*256/224) and centre-cropped, as torchvision evaluates
+    ImageNet, then seeded random crops and flips of them; ``calib``: only random crops (another seed),
+    so int8 calibration never sees the evaluation views.
+    """
+    from PIL import Image
+    from torchvision import transforms
+
+    size = shape[-1]
+    norm = transforms.Compose([transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    centre = transforms.Compose([transforms.Resize(round(size * 256 / 224)), transforms.CenterCrop(size)])
+    rng = np.random.default_rng(seed)
+    images = _photo_images()
+    xs = []
+    for k in range(n):
+        _, im = images[k % len(images)]
+        pil = Image.fromarray(im)
+        if views == "eval" and k < len(images):
+            xs.append(norm(centre(pil)).numpy())
+            continue
+        w, h = pil.size
+        side = int(min(w, h) * rng.uniform(0.45, 1.0))
+        left, top = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
+        crop = pil.crop((left, top, left + side, top + side)).resize((size, size), Image.BILINEAR)
+        if rng.random() < 0.5:
+            crop = crop.transpose(Image.FLIP_LEFT_RIGHT)
+        xs.append(norm(crop).numpy())
+    return Samples(np.stack(xs).astype(np.float32), None, f"skimage-photos:{views}(seed={seed},n={n})")
+
+
 def digits_split(seed: int = 0) -> tuple[Samples, Samples]:
     """scikit-learn's digits (1797 real 8x8 images, 10 labels): a fixed 70/30 train/test split."""
     from sklearn.datasets import load_digits
@@ -144,21 +219,25 @@ class DataConfig:
 
 
 def eval_samples(
-    cfg: DataConfig, shape: tuple[int, ...], model_name: str, vocab: int | None = None
+    cfg: DataConfig, shape: tuple[int, ...], data: str | None = None, vocab: int | None = None
 ) -> Samples:
-    if model_name == "digits_cnn":
+    """Evaluation inputs: ``data`` is the model's own data ("digits", "photos") unless --trt-dataset is set."""
+    if data == "digits":
         _, test = digits_split(cfg.seed)  # the whole test split (540 images): cheap, and accuracy needs it
         n = len(test)
         return Samples(test.x[:n], test.labels[:n] if test.labels is not None else None, test.source)
     if cfg.dataset and cfg.dataset != "digits" and len(shape) == 3:
         return load_image_folder(cfg.dataset, shape[-1], cfg.eval_samples)
+    if data == "photos":
+        # Every photograph at least twice (centre crop + a random view): top-1 agreement needs samples.
+        return photos(shape, max(cfg.eval_samples, 2 * len(PHOTOS)), cfg.seed)
     return synthetic(shape, cfg.eval_samples, cfg.seed, vocab)
 
 
 def calibration_samples(
-    cfg: DataConfig, shape: tuple[int, ...], model_name: str, vocab: int | None = None
+    cfg: DataConfig, shape: tuple[int, ...], data: str | None = None, vocab: int | None = None
 ) -> Samples:
-    if model_name == "digits_cnn":
+    if data == "digits":
         train, _ = digits_split(cfg.seed)
         return Samples(train.x[: cfg.calib_samples], None, "sklearn-digits:train")
     if cfg.dataset and cfg.dataset != "digits" and len(shape) == 3:
@@ -168,4 +247,6 @@ def calibration_samples(
             # Small dataset: calibrate on the evaluation images rather than not at all; the source says so.
             s = load_image_folder(cfg.dataset, shape[-1], cfg.calib_samples)
             return Samples(s.x, None, s.source + "(overlaps eval)")
+    if data == "photos":
+        return photos(shape, cfg.calib_samples, cfg.seed + 10_007, views="calib")
     return synthetic(shape, cfg.calib_samples, cfg.seed + 10_007, vocab)

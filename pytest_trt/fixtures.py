@@ -9,6 +9,7 @@ the quality gates -- in that order, so a quality failure never loses the timing.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import math
 import time
@@ -22,12 +23,24 @@ import pytest
 import torch
 from torch import nn
 
-from pytest_trt import backends, datasets, gates, jetson, metrics, results, telemetry, timing, zoo
+from pytest_trt import (
+    backends,
+    datasets,
+    gates,
+    jetson,
+    metrics,
+    reference,
+    results,
+    telemetry,
+    timing,
+    zoo,
+)
 from pytest_trt.backends.base import BuildContext, BuildFailed, Engine
 from pytest_trt.cache import ArtifactCache
 from pytest_trt.export import ExportSettings, OnnxModel, export_onnx
 from pytest_trt.matrix import Case, Request, hw_range_for
 from pytest_trt.options import Settings
+from pytest_trt.recipes import apply_graph_recipe, graph_recipe
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 SESSION_KEY = pytest.StashKey["TrtSession"]()
@@ -54,6 +67,8 @@ class TrtSession:
         self._baselines: dict[tuple[Any, ...], Baseline] = {}
         self._engine: tuple[tuple[Any, ...], Engine] | None = None
         self._failed: dict[tuple[Any, ...], BuildFailed] = {}
+        self._references: dict[tuple[Any, ...], reference.Reference] = {}
+        self.weight_failures: dict[str, str] = {}  # model -> why --trt-weights auto fell back to random
         self.data = datasets.DataConfig(
             settings.dataset, settings.samples, settings.calib_samples, settings.seed
         )
@@ -62,8 +77,21 @@ class TrtSession:
     # -- models and artifacts ------------------------------------------------------------------
     def model(self, name: str) -> tuple[nn.Module, str]:
         if name not in self._models:
-            self._models[name] = zoo.load_model(zoo.get(name), self.settings.weights, self.settings.seed)
+            self._models[name] = zoo.load_model(
+                zoo.get(name), self.settings.weights, self.settings.seed, self.weight_failures.get(name)
+            )
         return self._models[name]
+
+    def fetch_weights(self, names: list[str]) -> dict[str, str]:
+        """``--trt-weights auto``: download the selected models' weights now (once); failures by model."""
+        if self.settings.weights != "auto":
+            return {}
+        for name in names:
+            if name not in self.weight_failures and name not in self._models:
+                reason = zoo.fetch_weights(zoo.get(name))
+                if reason is not None:
+                    self.weight_failures[name] = reason
+        return {n: self.weight_failures[n] for n in names if n in self.weight_failures}
 
     def input_shape(self, case: Case) -> tuple[int, ...]:
         return zoo.get(case.model).input.with_hw(case.hw)
@@ -83,14 +111,49 @@ class TrtSession:
         return self._onnx[key]
 
     def eval_samples(self, case: Case) -> datasets.Samples:
-        return datasets.eval_samples(
-            self.data, self.input_shape(case), case.model, zoo.get(case.model).input.vocab
-        )
+        spec = zoo.get(case.model)
+        return datasets.eval_samples(self.data, self.input_shape(case), spec.data, spec.input.vocab)
 
     def calibration(self, case: Case) -> datasets.Samples:
-        return datasets.calibration_samples(
-            self.data, self.input_shape(case), case.model, zoo.get(case.model).input.vocab
-        )
+        spec = zoo.get(case.model)
+        return datasets.calibration_samples(self.data, self.input_shape(case), spec.data, spec.input.vocab)
+
+    def reference(self, case: Case, req: Request, engine: Engine, gate_class: str) -> reference.Reference:
+        """The same-recipe reference for ``case`` (computed once per model, resolution and recipe)."""
+        recipe = engine.info.recipe
+        key = (case.model, case.hw, gate_class, recipe.name if gate_class == "int8" else None)
+        if gate_class == "int8":
+            key += (case.profile, case.batch if case.profile == "static" else None)
+        if key in self._references:
+            return self._references[key]
+        dev = self.settings.device
+        kind = reference.describe(gate_class, dev.torch)
+        base = self.baseline(case)
+        try:
+            if gate_class == "fp32":
+                ref = reference.Reference(kind, base.outputs)
+            elif gate_class == "tf32" and not dev.is_cuda:
+                ref = reference.unavailable(kind, "TF32 exists only on CUDA devices")
+            elif gate_class in ("tf32", "fp16", "bf16"):
+                module, _ = self.model(case.model)
+                out = reference.torch_outputs(module, base.samples.x, dev.torch, gate_class)
+                ref = reference.Reference(kind, out)
+            elif gate_class == "int8":
+                s = self.settings
+                ref_recipe, exact = reference.int8_graph(
+                    recipe, lambda: graph_recipe("int8", s.calib_method, s.recipe_tool)
+                )
+                graph = apply_graph_recipe(
+                    self.cache, self.onnx(case, req), ref_recipe, self.calibration(case)
+                )
+                out = reference.graph_outputs(graph.path, base.samples.x)
+                ref = reference.Reference(f"{kind}: {ref_recipe.name}", out, exact=exact)
+            else:
+                ref = reference.unavailable(kind, f"no reference is defined for {gate_class}")
+        except Exception as exc:  # a reference that cannot be computed is said in the result
+            ref = reference.unavailable(kind, f"{type(exc).__name__}: {str(exc)[:300]}")
+        self._references[key] = ref
+        return ref
 
     def baseline(self, case: Case) -> Baseline:
         """PyTorch fp32 outputs on the evaluation samples, computed twice to expose baseline noise."""
@@ -227,7 +290,9 @@ class TrtRun:
         if self._engine is None:
             try:
                 try:
-                    self.record["extra_info"]["weights"] = self.session.model(self.case.model)[1]
+                    source = self.session.model(self.case.model)[1]
+                    self.record["extra_info"]["weights"] = source
+                    self.record["extra_info"]["weights_kind"] = zoo.weights_kind(source)
                 except zoo.WeightsUnavailable as exc:  # a configuration error, recorded like a failed build
                     raise BuildFailed(str(exc)) from exc
                 self._engine = self.session.engine(self.case, self.req)
@@ -254,7 +319,7 @@ class TrtRun:
         labels = base.samples.labels if self.spec.task != "regression" else None
         q = metrics.quality(self.spec.task, base.outputs, out, labels)
         _, source = self.session.model(self.case.model)
-        trained = not source.startswith("random")
+        trained = zoo.is_trained(source)
         q["data"] = {
             "source": base.samples.source,
             "samples": len(base.samples),
@@ -263,18 +328,31 @@ class TrtRun:
         q["baseline_noise"] = base.noise
         q["agreement_meaningful"] = trained
         if not trained:
-            q["note"] = "random weights: top-k agreement and accuracy are not meaningful; gated on closeness"
-        marker = self.request.node.get_closest_marker("trt_quality")
-        overrides = dict(self.settings.gates)
-        if marker is not None:
-            for prec, exprs in marker.kwargs.items():
-                overrides.setdefault(prec, [])
-                overrides[prec] = [*overrides[prec], *[gates.Gate.parse(e) for e in _listify(exprs)]]
+            q["note"] = (
+                "random weights: absolute gates and top-k agreement are not meaningful; "
+                "judged by the same-recipe reference"
+            )
         # TF32 only exists on CUDA devices; CPU fp32 is judged as strict fp32.
         gclass = gates.gate_class(self.case.precision, self.settings.tf32 and self.settings.device.is_cuda)
         q["gate_class"] = gclass
+        ref = self.session.reference(self.case, self.req, self.engine, gclass)
+        q["reference"] = ref.as_dict()
+        if ref.outputs is not None:
+            q["reference"].update(
+                metrics.against_reference(
+                    base.outputs,
+                    out,
+                    ref.outputs,
+                    floor=gates.FLOORS.get(gclass, gates.FLOORS["fp32"]),
+                    task=self.spec.task,
+                    trained=trained,
+                    exact=ref.exact,
+                )
+            )
+        gate_list = gates.gates_for(gclass, self._overrides())
+        q["reference"]["rule"] = [str(g) for g in gate_list if g.rule]
         self.gate_results = gates.evaluate(
-            gates.gates_for(gclass, overrides), q, trained=trained, base=base.outputs, out=out
+            gate_list, q, trained=trained, base=base.outputs, out=out, reference=ref.outputs is not None
         )
         q["gates"] = [
             {
@@ -290,6 +368,16 @@ class TrtRun:
         self.quality = q
         self.record["extra_info"]["quality"] = q
         return q
+
+    def _overrides(self) -> dict[str, list[gates.Gate]]:
+        """--trt-gate / ini gates, then the test's trt_quality marker (both count as the user's)."""
+        overrides = dict(self.settings.gates)
+        marker = self.request.node.get_closest_marker("trt_quality")
+        if marker is not None:
+            for prec, exprs in marker.kwargs.items():
+                parsed = [dataclasses.replace(gates.Gate.parse(e), user=True) for e in _listify(exprs)]
+                overrides[prec] = [*overrides.get(prec, []), *parsed]
+        return overrides
 
     # -- timing --------------------------------------------------------------------------------
     def measure(self) -> timing.Measurement:

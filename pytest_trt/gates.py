@@ -1,15 +1,31 @@
-"""Quality gates: per-precision thresholds on the metrics, with readable failure messages.
+"""Quality gates: the same-recipe reference rule and absolute thresholds, with readable failures.
 
 A gate is ``METRIC OP VALUE`` where METRIC names a number in ``extra_info.quality``
-(``closeness@0.1``, ``top1_agreement``, ``accuracy_top1``, ``seg_closeness``, ``cosine``, ...),
+(``closeness@0.1``, ``top1_agreement``, ``accuracy_top1``, ``seg_closeness``, ``ref_error_ratio``, ...),
 OP is ``>=`` or ``<=``, and VALUE is a number or ``Rxbase`` (R times the baseline's own value of the
-same metric, MLPerf-style: ``accuracy_top1>=0.99xbase``).  Defaults: fp32 strict, fp16 looser,
-int8 loosest.  Agreement and accuracy gates apply only where they mean something: with trained
-weights (random-weight logits are nearly tied) or labelled data.
+same metric, MLPerf-style: ``accuracy_top1>=0.99xbase``).
+
+**The reference rule** (every weights, every task; see :mod:`pytest_trt.reference`): with ``e`` the
+engine's relative L2 error against strict fp32, ``r`` the same-recipe reference's, ``d`` the engine's
+distance to that reference (all divided by ||fp32 output||) and ``s = max(r, floor[precision])``:
+
+* ``ref_error_ratio = e / s <= 2``: the engine is about as close to fp32 as its recipe allows;
+* ``ref_distance_ratio = d / s <= 2.5``: it agrees with the reference as well as two independent
+  implementations of one precision can (independent rounding gives d ~ 1.4 r); when the reference
+  runs the engine's own graph (int8 Q/DQ) it is *exact* and ``exact_ref_distance_ratio <= 0.25``;
+* ``sample_identity >= 1``: every output is nearest to its own sample's reference (catches mix-ups);
+* ``unexplained_flips <= 0`` (trained classifiers): no decisive top-1 changes against the reference.
+
+**Absolute gates** (closeness, cosine, top-k agreement, accuracy relative to fp32, segmentation) apply
+with trained weights or labelled data; with random weights they are recorded but not applied, because
+such networks amplify honest rounding without bound -- unless no reference could be computed, in which
+case they apply, so nothing passes unjudged.  Gates the user sets (``--trt-gate``, ini, marker) always
+apply.  NaN/Inf in the output always fails.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -32,6 +48,8 @@ class Gate:
     value: float
     relative: bool = False  # value is a factor of the baseline's own metric
     needs_trained: bool = False  # only meaningful with trained weights or labels
+    user: bool = False  # set by the user (CLI, ini, marker): always applied
+    rule: bool = False  # part of the same-recipe reference rule
 
     @staticmethod
     def parse(text: str) -> Gate:
@@ -42,7 +60,14 @@ class Gate:
                 "e.g. 'closeness@0.1>=99' or 'accuracy_top1>=0.99xbase'"
             )
         metric = m.group(1)
-        return Gate(metric, m.group(2), float(m.group(3)), bool(m.group(4)), metric in TRAINED_ONLY)
+        return Gate(
+            metric,
+            m.group(2),
+            float(m.group(3)),
+            bool(m.group(4)),
+            metric in TRAINED_ONLY,
+            rule=metric in RULE,
+        )
 
     def __str__(self) -> str:
         return f"{self.metric}{self.op}{self.value:g}{'xbase' if self.relative else ''}"
@@ -62,6 +87,27 @@ TRAINED_ONLY = {
     "pixel_agreement",
 }
 
+# The reference rule's metrics (computed by metrics.against_reference) and their defaults.
+RULE = {
+    "ref_error_ratio",
+    "ref_distance_ratio",
+    "exact_ref_distance_ratio",
+    "sample_identity",
+    "unexplained_flips",
+}
+REFERENCE_RULE = (
+    "ref_error_ratio<=2",
+    "ref_distance_ratio<=2.5",
+    "exact_ref_distance_ratio<=0.25",
+    "sample_identity>=1",
+    "unexplained_flips<=0",
+)
+# Relative L2 error every implementation of a precision may have however exact its reference: the
+# scale s of the rule never drops below it (fp32 reorderings, one fp16/bf16 rounding, int8 rescaling).
+FLOORS = {"fp32": 1e-3, "tf32": 5e-3, "fp16": 5e-3, "bf16": 3e-2, "int8": 2e-2}
+
+# Absolute top-1 agreement floors allow for a near-tie or two among a few dozen samples; decisive
+# flips are caught exactly by the rule's unexplained_flips.
 DEFAULT_GATES: dict[str, tuple[str, ...]] = {
     "fp32": (
         "cosine_min>=0.99999",
@@ -74,28 +120,28 @@ DEFAULT_GATES: dict[str, tuple[str, ...]] = {
     "tf32": (
         "cosine_min>=0.9999",
         "closeness@0.1>=99",
-        "top1_agreement>=0.99",
+        "top1_agreement>=0.97",
         "accuracy_top1>=0.995xbase",
         "seg_closeness>=98",
     ),
     "fp16": (
         "cosine_min>=0.999",
         "closeness@0.1>=99",
-        "top1_agreement>=0.98",
+        "top1_agreement>=0.95",
         "accuracy_top1>=0.99xbase",
         "seg_closeness>=97",
     ),
     "bf16": (
         "cosine_min>=0.99",
         "closeness@0.2>=95",
-        "top1_agreement>=0.95",
+        "top1_agreement>=0.90",
         "accuracy_top1>=0.98xbase",
         "seg_closeness>=95",
     ),
     "int8": (
         "cosine_min>=0.98",
         "closeness@1>=95",
-        "top1_agreement>=0.90",
+        "top1_agreement>=0.85",
         "accuracy_top1>=0.97xbase",
         "seg_closeness>=90",
     ),
@@ -113,7 +159,7 @@ def parse_overrides(lines: Iterable[str]) -> dict[str, list[Gate]]:
             raise GateSyntaxError(
                 f"--trt-gate {line!r}: expected PRECISION:GATE, e.g. 'int8:closeness@1>=90'"
             )
-        out.setdefault(prec.strip(), []).append(Gate.parse(expr))
+        out.setdefault(prec.strip(), []).append(dataclasses.replace(Gate.parse(expr), user=True))
     return out
 
 
@@ -123,10 +169,10 @@ def gate_class(precision: str, tf32: bool) -> str:
 
 
 def gates_for(precision: str, overrides: Mapping[str, list[Gate]] | None = None) -> list[Gate]:
-    """Defaults for ``precision`` (or ``tf32``); an override of the same metric replaces the default."""
-    gates = {
-        g.metric: g for g in (Gate.parse(s) for s in DEFAULT_GATES.get(precision, DEFAULT_GATES["fp32"]))
-    }
+    """The rule and the absolute defaults for ``precision`` (or ``tf32``); an override of the same
+    metric replaces the default."""
+    defaults = (*REFERENCE_RULE, *DEFAULT_GATES.get(precision, DEFAULT_GATES["fp32"]))
+    gates = {g.metric: g for g in (Gate.parse(s) for s in defaults)}
     for key in ("*", precision):
         for g in (overrides or {}).get(key, []):
             gates[g.metric] = g
@@ -140,7 +186,7 @@ def lookup(quality: Mapping[str, Any], metric: str, baseline: bool = False) -> f
         key = f"{float(metric.split('@', 1)[1]):g}"
         return None if baseline else curve.get(key)
     name = f"baseline_{metric}" if baseline else metric
-    for section in ("classification", "segmentation", "regression", "embedding"):
+    for section in ("reference", "classification", "segmentation", "regression", "embedding"):
         sec = quality.get(section)
         if isinstance(sec, dict) and name in sec:
             v = sec[name]
@@ -178,8 +224,13 @@ def evaluate(
     trained: bool,
     base: Any = None,
     out: Any = None,
+    reference: bool = False,
 ) -> list[GateResult]:
-    """Check every gate against ``quality``; NaN/Inf in the output always fails."""
+    """Check every gate against ``quality``; NaN/Inf in the output always fails.
+
+    ``reference``: a same-recipe reference was computed (the rule's metrics are in ``quality``); with
+    random weights the default absolute gates then stand aside for the rule.
+    """
     results = []
     errs = quality.get("errors", {})
     if errs.get("nan", 0) or errs.get("inf", 0):
@@ -194,6 +245,17 @@ def evaluate(
             )
         )
     for g in gates:
+        if reference and not trained and not g.rule and not g.user and not g.needs_trained:
+            results.append(
+                GateResult(
+                    g,
+                    lookup(quality, g.metric),
+                    None,
+                    True,
+                    skipped_reason="random weights amplify rounding: judged by the same-recipe reference",
+                )
+            )
+            continue
         if g.needs_trained and not trained:
             results.append(
                 GateResult(

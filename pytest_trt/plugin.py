@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Generator
 from typing import Any
 
@@ -120,6 +119,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.add_marker(pytest.mark.benchmark(**kwargs))
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """``--trt-weights auto``: download the selected models' weights once, and say so once if it fails."""
+    sess = session.config.stash.get(SESSION_KEY, None)
+    if sess is None or sess.settings.weights != "auto" or hasattr(session.config, "workerinput"):
+        return
+    names = sorted(
+        {
+            item.callspec.params["trt_case"].model
+            for item in session.items
+            if isinstance(getattr(getattr(item, "callspec", None), "params", {}).get("trt_case"), matrix.Case)
+        }
+    )
+    failures = sess.fetch_weights(names)
+    tr = session.config.pluginmanager.get_plugin("terminalreporter")
+    for name, reason in failures.items():
+        line = f"pytest-trt: weights auto: {name}: {reason}; using seeded random weights"
+        if tr is not None:
+            tr.write_line(line, yellow=True)
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     s = item.config.stash[SETTINGS_KEY]
     if item.get_closest_marker("gpu") and not s.device.is_cuda:
@@ -204,62 +223,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 _GATE_KEY = pytest.StashKey[Any]()
 
 
-def _fmt(x: Any, spec: str = ".3f") -> str:
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
-
-
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     sess = config.stash.get(SESSION_KEY, None)
     if sess is None or not sess.records:
         return
+    from pytest_trt import summary
+
     tr = terminalreporter
-    tr.write_sep("=", "pytest-trt results")
-    rows = sorted(sess.records.values(), key=lambda r: r["id"])
-    tr.write_line(
-        f"{'case':58} {'status':14} {'median ms':>10} {'p99 ms':>9} {'samples/s':>11} "
-        f"{'close@0.1':>9} {'valid':>5}"
+    summary.write(
+        tr, sess.records.values(), f"pytest-trt cache ({sess.cache.root}): {sess.cache.stats.summary()}"
     )
-    eager: dict[tuple[Any, ...], float] = {}
-    for r in rows:
-        ei = r["extra_info"]
-        if (
-            ei.get("backend") == "torch"
-            and ei.get("precision") == "fp32"
-            and ei.get("throughput_samples_per_s")
-        ):
-            eager[(ei["model"], ei["batch"], ei.get("hw"))] = ei["throughput_samples_per_s"]
-    notes = []
-    for r in rows:
-        ei = r["extra_info"]
-        lat = (ei.get("latency_ms") or {}).get("model", {})
-        close = ((ei.get("quality") or {}).get("closeness") or {}).get("0.1")
-        valid = ei.get("valid")
-        tr.write_line(
-            f"{r['id'][:58]:58} {r['status']:14} {_fmt(lat.get('median')):>10} {_fmt(lat.get('p99')):>9} "
-            f"{_fmt(ei.get('throughput_samples_per_s'), '.1f'):>11} {_fmt(close, '.2f'):>9} "
-            f"{'-' if valid is None else ('yes' if valid else 'NO'):>5}"
-        )
-        for reason in (ei.get("validity") or {}).get("reasons", []):
-            notes.append(f"{r['id']}: {reason}")
-        if r["status"] in ("build_failed", "oom", "run_failed") and r.get("message"):
-            notes.append(f"{r['id']}: {r['status']}: {str(r['message'])[:200]}")
-    speedups = []
-    for r in rows:
-        ei = r["extra_info"]
-        base = eager.get((ei.get("model"), ei.get("batch"), ei.get("hw")))
-        thr = ei.get("throughput_samples_per_s")
-        if base and thr and not (ei.get("backend") == "torch" and ei.get("precision") == "fp32"):
-            ratio = (ei.get("throughput") or {}).get("p99_over_p50")
-            speedups.append(f"  {r['id']}: {thr / base:.2f}x torch fp32 eager; p99/p50 {_fmt(ratio, '.2f')}")
-    if speedups:
-        tr.write_sep("-", "speed-up against torch fp32 eager (same model, batch)")
-        for line in speedups:
-            tr.write_line(line)
-    if notes:
-        tr.write_sep("-", "validity and failures")
-        for n in notes[:50]:
-            tr.write_line(f"  {n}")
-    tr.write_line(f"pytest-trt cache ({sess.cache.root}): {sess.cache.stats.summary()}")
     verdicts = config.stash.get(_GATE_KEY, None)
     if verdicts:
         from pytest_trt import compare

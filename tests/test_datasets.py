@@ -35,9 +35,7 @@ def test_image_folder_preprocessing_and_labels(image_folder: Path) -> None:
     assert s.x.shape == (6, 3, 224, 224) and s.x.dtype == np.float32
     assert list(s.labels) == [0, 1, 2, 3, 0, 1]  # classes interleaved, sorted by folder name
     assert -3 < float(s.x.mean()) < 3 and s.x.std() > 0.3  # ImageNet-normalised range
-    calib = datasets.calibration_samples(
-        datasets.DataConfig(str(image_folder), 4, 2), (3, 224, 224), "resnet18"
-    )
+    calib = datasets.calibration_samples(datasets.DataConfig(str(image_folder), 4, 2), (3, 224, 224), None)
     assert len(calib) == 2 and calib.source.startswith("imagefolder:")
     assert not np.array_equal(calib.x[0], s.x[0])  # calibration images follow the evaluation ones
 
@@ -45,7 +43,7 @@ def test_image_folder_preprocessing_and_labels(image_folder: Path) -> None:
 def test_digits_classifier_trains_to_real_accuracy() -> None:
     model, src = zoo.load_model(zoo.get("digits_cnn"), "pretrained", seed=0)
     assert src == "trained-in-package(seed=0)"
-    test = datasets.eval_samples(datasets.DataConfig(eval_samples=0), (1, 8, 8), "digits_cnn")
+    test = datasets.eval_samples(datasets.DataConfig(eval_samples=0), (1, 8, 8), "digits")
     import torch
 
     with torch.no_grad():

@@ -11,6 +11,7 @@ _REGISTRY: dict[str, str] = {
     "tensorrt_rtx": "pytest_trt.backends.tensorrt_backend:TensorRTRTXBackend",
     "onnxruntime": "pytest_trt.backends.onnxruntime_backend:OnnxRuntimeBackend",
     "torch": "pytest_trt.backends.torch_backend:TorchBackend",
+    "torch_eager": "pytest_trt.backends.torch_backend:TorchEagerBackend",
     "torch_compile": "pytest_trt.backends.torch_backend:TorchCompileBackend",
 }
 _INSTANCES: dict[str, Backend] = {}

@@ -109,7 +109,7 @@ class EngineInfo:
     layers: int | None = None
     engine_params: int | None = None
     io: str = "device"  # device: inputs live on the engine's device; host: the backend copies itself
-    cuda_graph: bool = False
+    cuda_graph: bool = False  # a graph is captured now; each case's record says so in timing.cuda_graph
     warnings: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -123,7 +123,6 @@ class EngineInfo:
             "layers": self.layers,
             "engine_params": self.engine_params,
             "io": self.io,
-            "cuda_graph": self.cuda_graph,
             **self.extra,
         }
 

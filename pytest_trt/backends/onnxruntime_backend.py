@@ -25,7 +25,13 @@ from pytest_trt.backends.base import (
     Feed,
     Unsupported,
 )
-from pytest_trt.recipes import Recipe, RecipeUnavailable, apply_graph_recipe, graph_recipe
+from pytest_trt.recipes import (
+    Recipe,
+    RecipeUnavailable,
+    apply_graph_recipe,
+    cpu_int8_saturates,
+    graph_recipe,
+)
 from pytest_trt.zoo import ModelSpec
 
 
@@ -89,7 +95,8 @@ class OnnxRuntimeBackend(Backend):
 
     def recipe(self, spec: BuildSpec) -> Recipe:
         try:
-            return graph_recipe(spec.precision, spec.calib_method, spec.recipe_tool)
+            # The CPU provider's fused int8 kernels saturate on x86 without VNNI: 7-bit weights avoid it.
+            return graph_recipe(spec.precision, spec.calib_method, spec.recipe_tool, cpu_int8_saturates())
         except RecipeUnavailable as exc:
             raise Unsupported(f"onnxruntime {spec.precision}: {exc}") from exc
 

@@ -32,8 +32,11 @@ _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 class TorchEngine(TorchIOEngine):
-    def __init__(self, module: nn.Module, device: Device, dtype: torch.dtype, info: EngineInfo) -> None:
+    def __init__(
+        self, module: nn.Module, device: Device, dtype: torch.dtype, info: EngineInfo, graphs: bool = True
+    ) -> None:
         super().__init__(device)
+        self.graphs = graphs
         self.module = module
         self.input_dtype = dtype
         self.info = info
@@ -53,7 +56,7 @@ class TorchEngine(TorchIOEngine):
 
     def capture_graph(self, feed: Feed) -> bool:
         assert isinstance(feed, TorchFeed)
-        if not self.device.is_cuda or self._stream is None:
+        if not self.graphs or not self.device.is_cuda or self._stream is None:
             return False
         try:
             with torch.inference_mode():
@@ -78,6 +81,7 @@ class TorchBackend(Backend):
     precisions = ("fp32", "fp16", "bf16")
     consumes_onnx = False
     compile_mode: str | None = None
+    graphs = True  # may capture CUDA graphs (--trt-cuda-graph); torch_eager never does
 
     def availability(self) -> Availability:
         return Availability(True, torch.__version__)
@@ -94,7 +98,8 @@ class TorchBackend(Backend):
             return Recipe(
                 spec.precision, f"torch-{spec.precision}-compile", tool=f"torch.compile({self.compile_mode})"
             )
-        return Recipe(spec.precision, f"torch-{spec.precision}-cast", tool="module.to(dtype)")
+        tool = "module.to(dtype)" + ("" if self.graphs else ", eager launches (no CUDA graph)")
+        return Recipe(spec.precision, f"torch-{spec.precision}-cast", tool=tool)
 
     def build(self, ctx: BuildContext) -> TorchEngine:
         t0 = time.perf_counter()
@@ -122,7 +127,14 @@ class TorchBackend(Backend):
             engine_params=params,
             extra={"tf32": ctx.spec.tf32},
         )
-        return TorchEngine(module, ctx.device, dtype, info)
+        return TorchEngine(module, ctx.device, dtype, info, graphs=self.graphs)
+
+
+class TorchEagerBackend(TorchBackend):
+    """Plain PyTorch as users run it: every kernel launched from Python, never a CUDA graph."""
+
+    name = "torch_eager"
+    graphs = False
 
 
 class TorchCompileBackend(TorchBackend):
