@@ -12,7 +12,9 @@ distance to that reference (all divided by ||fp32 output||) and ``s = max(r, flo
 * ``ref_error_ratio = e / s <= 2``: the engine is about as close to fp32 as its recipe allows;
 * ``ref_distance_ratio = d / s <= 2.5``: it agrees with the reference as well as two independent
   implementations of one precision can (independent rounding gives d ~ 1.4 r); when the reference
-  runs the engine's own graph (int8 Q/DQ) it is *exact* and ``exact_ref_distance_ratio <= 0.25``;
+  runs the engine's own graph (int8 Q/DQ) it is *exact* and ``exact_ref_distance_ratio <= 0.5`` (two
+  implementations of one Q/DQ graph, ONNX Runtime's fused integer kernels and its unfused arithmetic,
+  were measured 0.08 apart on EfficientNet-Lite0 and 0.28 on a random-weight ResNet18);
 * ``sample_identity >= 1``: every output is nearest to its own sample's reference (catches mix-ups);
 * ``unexplained_flips <= 0`` (trained classifiers): no decisive top-1 changes against the reference.
 
@@ -98,7 +100,7 @@ RULE = {
 REFERENCE_RULE = (
     "ref_error_ratio<=2",
     "ref_distance_ratio<=2.5",
-    "exact_ref_distance_ratio<=0.25",
+    "exact_ref_distance_ratio<=0.5",
     "sample_identity>=1",
     "unexplained_flips<=0",
 )

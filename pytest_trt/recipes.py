@@ -15,6 +15,8 @@ the onnxruntime backend builds and checks the very same fp16 / int8-QDQ models o
 from __future__ import annotations
 
 import importlib.util
+import shutil
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,8 +179,6 @@ def _autocast(src: Path, dst: Path, low: str) -> None:
 def _qdq_ort(
     src: Path, dst: Path, input_name: str, calib: Samples, method: str, reduce_range: bool = False
 ) -> None:
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-
     # Attention's activation x activation products (Q.K^T, P.V) lose too much under per-tensor int8: keep
     # them in float, as ModelOpt's default int8 recipe does; weight GEMMs and convolutions are quantized.
     model = onnx.load(str(src), load_external_data=False)
@@ -190,6 +190,19 @@ def _qdq_ort(
         for n in model.graph.node
         if n.op_type == "MatMul" and n.name and not any(i in consts for i in n.input)
     ]
+    # quantize_static writes scratch files (``*-inferred.onnx``) beside its input: quantize a private copy,
+    # never the cached file itself, or concurrent processes race on that scratch file.
+    with tempfile.TemporaryDirectory(prefix="pytest-trt-qdq-") as tmp:
+        private = Path(tmp) / "model.onnx"
+        shutil.copyfile(src, private)
+        _quantize_static(private, dst, input_name, calib, method, reduce_range, exclude)
+
+
+def _quantize_static(
+    src: Path, dst: Path, input_name: str, calib: Samples, method: str, reduce_range: bool, exclude: list[str]
+) -> None:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
     methods = {
         "entropy": CalibrationMethod.Entropy,
         "minmax": CalibrationMethod.MinMax,

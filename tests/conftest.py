@@ -23,6 +23,10 @@ for _mod in (
     with contextlib.suppress(ImportError):  # a missing optional package shows up where it is needed
         importlib.import_module(_mod)
 
+from tests import fault_backend  # noqa: E402 - after the pre-imports above
+
+fault_backend.register_all()  # before any pytester run configures --trt-backend
+
 BENCH = """
 import pytest
 

@@ -15,6 +15,7 @@ _REGISTRY: dict[str, str] = {
     "torch_compile": "pytest_trt.backends.torch_backend:TorchCompileBackend",
 }
 _INSTANCES: dict[str, Backend] = {}
+_CLASSES: dict[str, type[Backend]] = {}  # registered as classes (a conftest's module may not be importable)
 _AVAILABILITY: dict[str, Availability] = {}
 
 NAMES = tuple(_REGISTRY)  # the built-in backends
@@ -25,8 +26,11 @@ def names() -> tuple[str, ...]:
     return tuple(_REGISTRY)
 
 
-def register(name: str, target: str) -> None:
-    """Register a third-party backend as ``"module:Class"``."""
+def register(name: str, target: str | type[Backend]) -> None:
+    """Register a third-party backend: a :class:`Backend` subclass, or ``"module:Class"`` (imported lazily)."""
+    if not isinstance(target, str):
+        _CLASSES[name] = target
+        target = f"{target.__module__}:{target.__qualname__}"
     _REGISTRY[name] = target
     _INSTANCES.pop(name, None)
     _AVAILABILITY.pop(name, None)
@@ -36,8 +40,11 @@ def get(name: str) -> Backend:
     if name not in _REGISTRY:
         raise KeyError(f"unknown backend {name!r}; choose from {', '.join(_REGISTRY)}")
     if name not in _INSTANCES:
-        module, cls = _REGISTRY[name].split(":")
-        _INSTANCES[name] = getattr(importlib.import_module(module), cls)()
+        if name in _CLASSES:
+            _INSTANCES[name] = _CLASSES[name]()
+        else:
+            module, cls = _REGISTRY[name].split(":")
+            _INSTANCES[name] = getattr(importlib.import_module(module), cls)()
     return _INSTANCES[name]
 
 
