@@ -168,9 +168,9 @@ def photos(shape: tuple[int, ...], n: int, seed: int, views: str = "eval") -> Sa
         w, h = pil.size
         side = int(min(w, h) * rng.uniform(0.45, 1.0))
         left, top = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
-        crop = pil.crop((left, top, left + side, top + side)).resize((size, size), Image.BILINEAR)
+        crop = pil.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.BILINEAR)
         if rng.random() < 0.5:
-            crop = crop.transpose(Image.FLIP_LEFT_RIGHT)
+            crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         xs.append(norm(crop).numpy())
     return Samples(np.stack(xs).astype(np.float32), None, f"skimage-photos:{views}(seed={seed},n={n})")
 

@@ -121,8 +121,9 @@ class TrtSession:
     def reference(self, case: Case, req: Request, engine: Engine, gate_class: str) -> reference.Reference:
         """The same-recipe reference for ``case`` (computed once per model, resolution and recipe)."""
         recipe = engine.info.recipe
-        key = (case.model, case.hw, gate_class, recipe.name if gate_class == "int8" else None)
-        if gate_class == "int8":
+        int8 = gate_class == "int8"  # its reference is a graph: per recipe and exported batch profile
+        key: tuple[Any, ...] = (case.model, case.hw, gate_class, recipe.name if int8 else None)
+        if int8:
             key += (case.profile, case.batch if case.profile == "static" else None)
         if key in self._references:
             return self._references[key]

@@ -124,13 +124,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     sess = session.config.stash.get(SESSION_KEY, None)
     if sess is None or sess.settings.weights != "auto" or hasattr(session.config, "workerinput"):
         return
-    names = sorted(
-        {
-            item.callspec.params["trt_case"].model
-            for item in session.items
-            if isinstance(getattr(getattr(item, "callspec", None), "params", {}).get("trt_case"), matrix.Case)
-        }
-    )
+    cases = [getattr(getattr(item, "callspec", None), "params", {}).get("trt_case") for item in session.items]
+    names = sorted({c.model for c in cases if isinstance(c, matrix.Case)})
     failures = sess.fetch_weights(names)
     tr = session.config.pluginmanager.get_plugin("terminalreporter")
     for name, reason in failures.items():

@@ -104,7 +104,7 @@ def test_second_run_rebuilds_nothing(pytester: pytest.Pytester, bench_file: Path
     second.stdout.fnmatch_lines(
         [
             "*pytest-trt cache*onnx: 0 built, 1 reused*onnx-fp16-converted: 0 built, 1 reused*"
-            "onnx-qdq-int8: 0 built, 1 reused*"
+            "onnx-qdq-int8: 0 built, * reused*"
         ]
     )
 

