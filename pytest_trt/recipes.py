@@ -143,10 +143,19 @@ def graph_recipe(
 
 
 class _Reader:
-    """onnxruntime CalibrationDataReader over stacked samples, ``batch`` at a time."""
+    """onnxruntime CalibrationDataReader over stacked samples, ``batch`` at a time.
 
-    def __init__(self, input_name: str, x: np.ndarray, batch: int) -> None:
-        self.feeds = [{input_name: x[i : i + batch]} for i in range(0, len(x), batch)]
+    ``fixed``: the graph's batch dimension is static, so every feed must have exactly ``batch`` rows
+    (the last one is padded by repeating its final sample).
+    """
+
+    def __init__(self, input_name: str, x: np.ndarray, batch: int, fixed: bool = False) -> None:
+        self.feeds = []
+        for i in range(0, len(x), batch):
+            chunk = x[i : i + batch]
+            if fixed and len(chunk) < batch:
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - len(chunk), axis=0)])
+            self.feeds.append({input_name: chunk})
         self.i = 0
 
     def get_next(self) -> dict[str, np.ndarray] | None:
@@ -157,6 +166,15 @@ class _Reader:
 
     def rewind(self) -> None:
         self.i = 0
+
+
+def static_batch(model: onnx.ModelProto, input_name: str) -> int | None:
+    """The input's fixed batch size, or None when the batch axis is symbolic."""
+    for inp in model.graph.input:
+        if inp.name == input_name:
+            d0 = inp.type.tensor_type.shape.dim[0]
+            return int(d0.dim_value) if d0.HasField("dim_value") and d0.dim_value > 0 else None
+    return None
 
 
 def _fp16_onnxconverter(src: Path, dst: Path) -> None:
@@ -195,11 +213,13 @@ def _qdq_ort(
     with tempfile.TemporaryDirectory(prefix="pytest-trt-qdq-") as tmp:
         private = Path(tmp) / "model.onnx"
         shutil.copyfile(src, private)
-        _quantize_static(private, dst, input_name, calib, method, reduce_range, exclude)
+        fixed = static_batch(model, input_name)
+        reader = _Reader(input_name, calib.x, fixed or 4, fixed is not None)
+        _quantize_static(private, dst, reader, method, reduce_range, exclude)
 
 
 def _quantize_static(
-    src: Path, dst: Path, input_name: str, calib: Samples, method: str, reduce_range: bool, exclude: list[str]
+    src: Path, dst: Path, reader: _Reader, method: str, reduce_range: bool, exclude: list[str]
 ) -> None:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
@@ -211,7 +231,7 @@ def _quantize_static(
     quantize_static(
         str(src),
         str(dst),
-        calibration_data_reader=_Reader(input_name, calib.x, batch=4),
+        calibration_data_reader=reader,
         quant_format=QuantFormat.QDQ,
         activation_type=QuantType.QInt8,
         weight_type=QuantType.QInt8,

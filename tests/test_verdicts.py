@@ -154,3 +154,27 @@ def test_a_broken_engine_from_an_outside_conftest_is_caught(
     assert cases["shifted"]["status"] == "quality_failed"
     assert "sample_identity" in _failed_gates(cases["shifted"])
     result.assert_outcomes(passed=1, failed=1)
+
+
+def test_int8_static_batch_profile_calibrates_and_passes(
+    pytester: pytest.Pytester, shared_cache: Path
+) -> None:
+    """A graph exported with a fixed batch of 8 is calibrated in feeds of exactly 8 (it was fed 4)."""
+    pytester.makepyfile(
+        test_q="""
+import pytest
+
+@pytest.mark.trt_matrix(models=["tinycnn"], batches=[8], profiles=["static"])
+def test_q(trt_run):
+    trt_run.run()
+"""
+    )
+    out = pytester.path / "run.json"
+    result = pytester.runpytest_inprocess(
+        *fast_args(shared_cache, "--trt-backend=onnxruntime", "--trt-precision=int8", f"--trt-json={out}"),
+        "--trt-calib-samples=12",  # not a multiple of 8: the last feed is padded
+    )
+    result.assert_outcomes(passed=1)
+    case = load_json(out)["cases"][0]
+    assert case["extra_info"]["profile"] == "static" and case["status"] == "ok"
+    assert case["extra_info"]["quality"]["reference"]["exact"] is True
