@@ -12,7 +12,7 @@ from pytest_trt.fixtures import TrtRun
     models=["mobilenet_v2"],
     batches=[64],
     profiles=["dynamic"],
-    backends=["torch", "torch_compile", "onnxruntime", "tensorrt"],
+    backends=["torch", "torch_eager", "torch_compile", "onnxruntime", "tensorrt"],
     precisions=["fp32", "fp16"],
 )
 def test_frameworks(trt_run: TrtRun) -> None:

@@ -73,6 +73,11 @@ def test_run_writes_json_with_extra_info(
     assert ei["recipe"]["graph"] == "qdq-int8" and ei["engine"]["qdq_nodes"]["QuantizeLinear"] > 0
     assert set(ei["quality"]["closeness"]) == {"0.005", "0.01", "0.1", "0.2", "0.5", "1"}
     assert ei["throughput_samples_per_s"] > 0
+    # One source of truth for CUDA graphs: the timing section (the engine section held a stale copy).
+    assert "cuda_graph" not in ei["engine"] and ei["timing"]["cuda_graph"] is False
+    ref = ei["quality"]["reference"]
+    assert ref["kind"].startswith("ONNX Runtime CPU, Q/DQ graph unfused") and ref["exact"] is True
+    assert "exact_ref_distance_ratio<=0.5" in ref["rule"] and ei["weights_kind"] == "random"
     st = by["tinycnn-onnxruntime-fp32-dynamic-b2-opt3"]["stats"]
     assert st["p50"] <= st["p90"] <= st["p99"] <= st["max"]
     assert by["tinycnn-onnxruntime-fp32-dynamic-b2-opt3"]["options"]["timer"] == "pytest_trt_virtual_clock"
