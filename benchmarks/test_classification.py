@@ -28,10 +28,18 @@ def test_classification(trt_run: TrtRun) -> None:
 
 @pytest.mark.smoke
 @pytest.mark.trt_matrix(
-    models=["efficientnet_lite0"], batches=[8], backends=["onnxruntime", "torch", "tensorrt"]
+    models=["efficientnet_lite0"],
+    batches=[8],
+    backends=["onnxruntime", "tensorrt"],
+    precisions=["fp32", "fp16"],
 )
 def test_pretrained_photos_smoke(trt_run: TrtRun) -> None:
-    """ImageNet-trained EfficientNet-Lite0 on real photographs: top-1/top-5 agreement is gated for real."""
+    """ImageNet-trained EfficientNet-Lite0 on real photographs: top-1/top-5 agreement is gated for real.
+
+    int8 runs in test_classification: onnxruntime's quantize_static recipe keeps only about half of the
+    fp32 top-1 predictions on this model (the engine matches its Q/DQ graph; the recipe loses them), and
+    its gate says so.
+    """
     trt_run.run()
 
 

@@ -63,3 +63,30 @@ def test_tf32_is_its_own_gate_class() -> None:
     assert "closeness@0.1" in tf32 and "closeness@0.01" not in tf32
     ov = gates.parse_overrides(["tf32:closeness@0.2>=98"])
     assert {g.metric for g in gates.gates_for("tf32", ov)} >= {"closeness@0.1", "closeness@0.2"}
+
+
+def test_without_a_reference_absolute_gates_apply_even_for_random_weights() -> None:
+    """A reference that could not be computed never means a silent pass."""
+    q = {"closeness": {"0.1": 50.0}, "errors": {"nan": 0, "inf": 0}}
+    gs = gates.gates_for("fp16")
+    judged = gates.evaluate(gs, q, trained=False, reference=False)
+    close = next(r for r in judged if r.gate.metric == "closeness@0.1")
+    assert close.skipped_reason is None and not close.passed
+    # With a reference, random weights are judged by the rule and the absolute gate stands aside.
+    q["reference"] = {"ref_error_ratio": 1.0, "ref_distance_ratio": 1.2, "sample_identity": 1.0}
+    judged = gates.evaluate(gs, q, trained=False, reference=True)
+    close = next(r for r in judged if r.gate.metric == "closeness@0.1")
+    assert close.passed and close.skipped_reason and "same-recipe reference" in close.skipped_reason
+    assert all(r.passed for r in judged)
+    q["reference"]["ref_distance_ratio"] = 2.6  # beyond the rule's 2.5
+    assert [r.gate.metric for r in gates.evaluate(gs, q, trained=False, reference=True) if not r.passed] == [
+        "ref_distance_ratio"
+    ]
+
+
+def test_user_gates_apply_with_random_weights() -> None:
+    q = {"closeness": {"0.1": 50.0}, "errors": {}, "reference": {"ref_error_ratio": 1.0}}
+    user = gates.parse_overrides(["fp16:closeness@0.1>=90"])
+    judged = gates.evaluate(gates.gates_for("fp16", user), q, trained=False, reference=True)
+    close = next(r for r in judged if r.gate.metric == "closeness@0.1")
+    assert close.gate.user and close.skipped_reason is None and not close.passed
