@@ -14,7 +14,7 @@ $(BIN)/activate:
 	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
 
 venv: $(BIN)/activate
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,rtx]'
 
 bench: venv
 	mkdir -p $(dir $(BENCH_JSON))

@@ -30,7 +30,7 @@ from pytest_trt import (
     timing,
     zoo,
 )
-from pytest_trt.backends.base import BuildFailed, Engine
+from pytest_trt.backends.base import BuildFailed, BuiltNotRunnable, Engine
 from pytest_trt.cache import ArtifactCache
 from pytest_trt.export import OnnxModel
 from pytest_trt.matrix import Case, Request
@@ -73,6 +73,12 @@ class TrtRun:
                 except zoo.WeightsUnavailable as exc:  # a configuration error, recorded like a failed build
                     raise BuildFailed(str(exc)) from exc
                 self._engine = self.session.engine(self.case, self.req)
+            except BuiltNotRunnable as exc:  # a real build result with nothing to time: never a failure
+                self.record["status"] = "built"
+                self.record["message"] = str(exc)
+                self.record["extra_info"].update(results.engine_section(exc.info, self._onnx_facts()))
+                self._publish()
+                pytest.skip(f"built, not runnable here: {exc}")
             except BuildFailed as exc:
                 self.record["status"] = "oom" if exc.oom else "build_failed"
                 self.record["message"] = str(exc)
@@ -81,7 +87,7 @@ class TrtRun:
                 if self.settings.on_build_failure == "skip":
                     pytest.skip(f"{self.record['status']}: {exc}")
                 pytest.fail(f"{self.record['status']}: {exc}", pytrace=False)
-            self.record["extra_info"].update(results.engine_section(self._engine, self._onnx_facts()))
+            self.record["extra_info"].update(results.engine_section(self._engine.info, self._onnx_facts()))
         return self._engine
 
     def _onnx_facts(self) -> dict[str, Any] | None:

@@ -9,6 +9,7 @@ that finishes in minutes on two cores; with one they follow the reference studie
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +92,11 @@ OPTIONS: tuple[Opt, ...] = (
     Opt("workspace-mb", "TensorRT workspace memory-pool limit in MiB", "int"),
     Opt("timing-iterations", "TensorRT avg_timing_iterations", "int"),
     Opt("aux-streams", "TensorRT max_aux_streams", "int"),
+    Opt(
+        "compute-capability",
+        "GPU architecture TensorRT-RTX builds for, as MAJOR.MINOR (8.9) or 'current'; default: the local "
+        "GPU's, or 8.9 on a machine without one (plans are then built, not run)",
+    ),
     Opt(
         "hardware-compat",
         "TensorRT hardware compatibility level",
@@ -283,6 +289,7 @@ class Settings:
     timing_iterations: int | None
     aux_streams: int | None
     hardware_compat: str | None
+    compute_capability: str | None
     version_compatible: bool
     allow_host_code: bool
     timing_cache: bool
@@ -318,6 +325,7 @@ class Settings:
             avg_timing_iterations=self.timing_iterations,
             max_aux_streams=self.aux_streams,
             hardware_compat=self.hardware_compat,
+            compute_capability=self.compute_capability,
             version_compatible=self.version_compatible,
             allow_host_code=self.allow_host_code,
             timing_cache=self.timing_cache,
@@ -416,6 +424,7 @@ def resolve(config: pytest.Config) -> Settings:
         )[0]
         if r["hardware-compat"]
         else None,
+        compute_capability=_compute_capability(r["compute-capability"], device),
         version_compatible=bool(r["version-compatible"]),
         allow_host_code=bool(r["allow-host-code"]),
         timing_cache=not r["no-timing-cache"],
@@ -446,6 +455,27 @@ def resolve(config: pytest.Config) -> Settings:
             "no such directory: pass an ImageFolder root (<root>/<class>/<image>) or 'digits'",
         )
     return s
+
+
+DEFAULT_COMPUTE_CAPABILITY = "8.9"  # Ada: built ahead of time where no GPU is visible
+
+
+def _compute_capability(v: Any, device: Device) -> str:
+    """``MAJOR.MINOR`` or ``current``; unset: the local GPU's, else :data:`DEFAULT_COMPUTE_CAPABILITY`."""
+    if v is None:
+        if device.is_cuda:
+            import torch
+
+            major, minor = torch.cuda.get_device_capability(device.index)
+            return f"{major}.{minor}"
+        return DEFAULT_COMPUTE_CAPABILITY
+    text = str(v).strip().lower().removeprefix("sm")
+    if text == "current":
+        return text
+    m = re.fullmatch(r"(\d+)\.?(\d)", text)
+    if not m:
+        raise usage("compute-capability", v, "expected MAJOR.MINOR (e.g. 8.9), SM89 or 'current'")
+    return f"{m.group(1)}.{m.group(2)}"
 
 
 def _shard(v: Any) -> tuple[int, int] | None:

@@ -81,13 +81,19 @@ def cpu_int8_saturates() -> bool:
 
 
 def graph_recipe(
-    precision: str, calib_method: str = "entropy", prefer: str = "auto", reduce_range: bool = False
+    precision: str,
+    calib_method: str = "entropy",
+    prefer: str = "auto",
+    reduce_range: bool = False,
+    float_bias: bool = False,
 ) -> Recipe:
     """The graph-level recipe for ``precision`` with the best converter installed here.
 
     ``prefer``: auto (ModelOpt when installed, else onnxconverter-common / onnxruntime), modelopt, ort.
     ``reduce_range``: int8 weights in 7 bits (for ONNX Runtime on x86 CPUs without VNNI, see
     :func:`cpu_int8_saturates`); TensorRT needs no such thing.
+    ``float_bias``: keep biases in float (TensorRT's parser rejects onnxruntime's int32-quantized biases:
+    its DequantizeLinear takes only 8-bit or narrower inputs; TensorRT-RTX 1.7 said so).
     """
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
@@ -126,7 +132,7 @@ def graph_recipe(
     tool = "modelopt.quantize" if use_modelopt and not reduce_range else "onnxruntime.quantize_static"
     return Recipe(
         "int8",
-        f"onnx-qdq-int8-{calib_method}" + ("-w7" if reduce_range else ""),
+        f"onnx-qdq-int8-{calib_method}" + ("-w7" if reduce_range else "") + ("-fbias" if float_bias else ""),
         graph="qdq-int8",
         tool=tool,
         strongly_typed=True,
@@ -138,6 +144,7 @@ def graph_recipe(
             "activation_matmuls": "float",
             "ops": list(QUANTIZED_OPS),
             "weight_bits": 7 if reduce_range else 8,
+            "bias": "float" if float_bias else "int32",
         },
     )
 
@@ -195,7 +202,13 @@ def _autocast(src: Path, dst: Path, low: str) -> None:
 
 
 def _qdq_ort(
-    src: Path, dst: Path, input_name: str, calib: Samples, method: str, reduce_range: bool = False
+    src: Path,
+    dst: Path,
+    input_name: str,
+    calib: Samples,
+    method: str,
+    reduce_range: bool = False,
+    float_bias: bool = False,
 ) -> None:
     # Attention's activation x activation products (Q.K^T, P.V) lose too much under per-tensor int8: keep
     # them in float, as ModelOpt's default int8 recipe does; weight GEMMs and convolutions are quantized.
@@ -215,11 +228,17 @@ def _qdq_ort(
         shutil.copyfile(src, private)
         fixed = static_batch(model, input_name)
         reader = _Reader(input_name, calib.x, fixed or 4, fixed is not None)
-        _quantize_static(private, dst, reader, method, reduce_range, exclude)
+        _quantize_static(private, dst, reader, method, reduce_range, exclude, float_bias)
 
 
 def _quantize_static(
-    src: Path, dst: Path, reader: _Reader, method: str, reduce_range: bool, exclude: list[str]
+    src: Path,
+    dst: Path,
+    reader: _Reader,
+    method: str,
+    reduce_range: bool,
+    exclude: list[str],
+    float_bias: bool,
 ) -> None:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
@@ -241,7 +260,7 @@ def _quantize_static(
         # TensorRT accepts only symmetric (zero-point 0) quantization.
         nodes_to_exclude=exclude,
         op_types_to_quantize=list(QUANTIZED_OPS),
-        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
+        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": not float_bias},
     )
 
 
@@ -289,6 +308,7 @@ def apply_graph_recipe(
                     calib,
                     recipe.calib_method or "entropy",
                     recipe.details.get("weight_bits") == 7,
+                    recipe.details.get("bias") == "float",
                 )
             m = load_checked(out)
             onnx.save_model(m, str(tmp))

@@ -16,14 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from pytest_trt import timing
-from pytest_trt.backends.base import Engine, EngineInfo
+from pytest_trt.backends.base import EngineInfo
 from pytest_trt.cache import atomic_write_text
 from pytest_trt.matrix import Case
 from pytest_trt.options import Settings
 from pytest_trt.zoo import ModelSpec
 
 SCHEMA = "pytest-trt/1"
-STATUSES = ("pending", "ok", "quality_failed", "build_failed", "oom", "run_failed", "skipped")
+# built: a real plan was built (build time, plan size recorded) but cannot run on this machine.
+STATUSES = ("pending", "ok", "quality_failed", "built", "build_failed", "oom", "run_failed", "skipped")
 
 
 def new_record(case: Case, nodeid: str, spec: ModelSpec, settings: Settings) -> dict[str, Any]:
@@ -43,8 +44,7 @@ def new_record(case: Case, nodeid: str, spec: ModelSpec, settings: Settings) -> 
     }
 
 
-def engine_section(engine: Engine, onnx_facts: Mapping[str, Any] | None) -> dict[str, Any]:
-    info: EngineInfo = engine.info
+def engine_section(info: EngineInfo, onnx_facts: Mapping[str, Any] | None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "recipe": info.recipe.as_dict(),
         "engine": info.as_dict(),

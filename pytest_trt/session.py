@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from pytest_trt import backends, datasets, jetson, metrics, reference, zoo
-from pytest_trt.backends.base import BuildContext, BuildFailed, Engine
+from pytest_trt.backends.base import BuildContext, BuildFailed, BuiltNotRunnable, Engine
 from pytest_trt.cache import ArtifactCache
 from pytest_trt.export import ExportSettings, OnnxModel, export_onnx
 from pytest_trt.matrix import Case, Request, hw_range_for
@@ -41,7 +41,7 @@ class TrtSession:
         self._onnx: dict[tuple[Any, ...], OnnxModel] = {}
         self._baselines: dict[tuple[Any, ...], Baseline] = {}
         self._engine: tuple[tuple[Any, ...], Engine] | None = None
-        self._failed: dict[tuple[Any, ...], BuildFailed] = {}
+        self._failed: dict[tuple[Any, ...], BuildFailed | BuiltNotRunnable] = {}
         self._references: dict[tuple[Any, ...], reference.Reference] = {}
         self.weight_failures: dict[str, str] = {}  # model -> why --trt-weights auto fell back to random
         self.data = datasets.DataConfig(
@@ -188,7 +188,7 @@ class TrtSession:
         )
         try:
             eng = backend.build(ctx)
-        except BuildFailed as exc:
+        except (BuildFailed, BuiltNotRunnable) as exc:  # the next case of this group gets the same answer
             self._failed[group] = exc
             raise
         except Exception as exc:  # any failure is this configuration's result, not a crash of the session

@@ -32,6 +32,10 @@ from tests.conftest import fast_args
         ("--trt-dataset=/no/such/dir", "*--trt-dataset*no such directory*ImageFolder*"),
         ("--trt-baseline=/no/such.json", "*--trt-baseline*no such file*"),
         ("--trt-lock-clocks=fast", "*valid values: max, base, or a clock in MHz*"),
+        (
+            "--trt-compute-capability=ampere",
+            "*--trt-compute-capability*expected MAJOR.MINOR (e.g. 8.9), SM89*",
+        ),
     ],
 )
 def test_invalid_values_are_usage_errors(

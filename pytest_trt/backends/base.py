@@ -32,6 +32,14 @@ class BuildFailed(RuntimeError):
         self.oom = oom
 
 
+class BuiltNotRunnable(RuntimeError):
+    """A plan was really built but cannot run on this machine (no usable GPU): a result, not a failure."""
+
+    def __init__(self, message: str, info: EngineInfo) -> None:
+        super().__init__(message)
+        self.info = info
+
+
 class Unsupported(RuntimeError):
     """A configuration this backend cannot express here; becomes a skip with the reason."""
 
@@ -77,6 +85,7 @@ class BuildSpec:
     avg_timing_iterations: int | None = None
     max_aux_streams: int | None = None
     hardware_compat: str | None = None  # none | ampere_plus | same_compute_capability
+    compute_capability: str | None = None  # TensorRT-RTX's build target ("8.9", "current")
     version_compatible: bool = False
     allow_host_code: bool = False
     timing_cache: bool = True

@@ -32,6 +32,7 @@ from pytest_trt.backends.base import (
     BuildContext,
     BuildFailed,
     BuildSpec,
+    BuiltNotRunnable,
     Device,
     EngineInfo,
     Feed,
@@ -122,7 +123,8 @@ def choose_recipe(spec: BuildSpec, version: str) -> Recipe:
         )
     if typing == "strong":
         try:
-            base = graph_recipe(spec.precision, spec.calib_method, spec.recipe_tool)
+            # TensorRT's parser takes only 8-bit (or narrower) DequantizeLinear inputs: biases stay float.
+            base = graph_recipe(spec.precision, spec.calib_method, spec.recipe_tool, float_bias=True)
         except RecipeUnavailable as exc:
             raise Unsupported(f"tensorrt {spec.precision} (strongly typed): {exc}") from exc
         return Recipe(
@@ -293,6 +295,23 @@ def configure_builder(
                 f"this TensorRT has no HardwareCompatibilityLevel.{_HW_COMPAT[spec.hardware_compat]}"
             )
         config.hardware_compatibility_level = level
+    if spec.compute_capability and hasattr(config, "set_compute_capability"):
+        # TensorRT-RTX compiles for named GPU architectures, so it can build without a GPU present.
+        name = (
+            "CURRENT"
+            if spec.compute_capability == "current"
+            else "SM" + spec.compute_capability.replace(".", "")
+        )
+        ccs: Any = trt.ComputeCapability  # type: ignore[attr-defined]  # TensorRT-RTX only, not in the stubs
+        target = getattr(ccs, name, None)
+        if target is None:
+            known = [n for n in dir(ccs) if n.startswith("SM") or n == "CURRENT"]
+            raise Unsupported(
+                f"{trt.__name__} {trt.__version__} cannot build for compute capability "
+                f"{spec.compute_capability}; it knows {', '.join(known)} (--trt-compute-capability)"
+            )
+        config.num_compute_capabilities = 1
+        config.set_compute_capability(target, 0)
     if spec.version_compatible:
         config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
     if not spec.tf32 and _flag("TF32") is not None:
@@ -356,7 +375,11 @@ def build_plan(
     logger = make_logger("WARNING")
     builder = trt.Builder(logger)
     network, _parser = parse_onnx(builder, logger, onnx_path, recipe)
-    config, profile = configure_builder(builder, network, spec, recipe, model)
+    try:
+        config, profile = configure_builder(builder, network, spec, recipe, model)
+    except BuildFailed as exc:  # the builder's own words say why (e.g. min > max in a profile)
+        errors = logger.errors()
+        raise BuildFailed(f"{exc}: " + ("; ".join(errors[-3:]) or "no error logged"), errors) from exc
     if recipe.calibrator:
         if calibration is None or calib_cache_path is None:
             raise BuildFailed("int8 (implicit) needs calibration samples")
@@ -622,6 +645,29 @@ class TensorRTBackend(Backend):
         art = ctx.cache.get_or_build("trt-plan", key, ".plan", build)
         if art.meta.get("trt_version") != trt.__version__:  # defence in depth: never load a foreign plan
             raise BuildFailed(f"cached plan {art.path} was built by TensorRT {art.meta.get('trt_version')}")
+        if not ctx.device.is_cuda:
+            info = EngineInfo(
+                backend=self.name,
+                backend_version=trt.__version__,
+                recipe=recipe,
+                build_seconds=float(art.meta.get("build_seconds_trt", art.build_seconds)),
+                cached=not art.built,
+                plan_bytes=art.size,
+                layers=art.meta.get("network_layers"),
+                warnings=list(art.meta.get("build_warnings", [])),
+                extra={
+                    "recipe_seconds": round(recipe_seconds, 4),
+                    "compute_capability": ctx.spec.compute_capability,
+                    "trt_family": family(trt.__version__),
+                    "plan_key": art.key[:16],
+                    "runnable": False,
+                },
+            )
+            raise BuiltNotRunnable(
+                f"built for compute capability {ctx.spec.compute_capability} "
+                f"({art.size} bytes, {info.build_seconds:.2f} s); not runnable here: no CUDA GPU",
+                info,
+            )
         logger = make_logger("WARNING")
         runtime = trt.Runtime(logger)
         runtime.engine_host_code_allowed = bool(ctx.spec.allow_host_code)
@@ -659,10 +705,26 @@ class TensorRTBackend(Backend):
 
 
 class TensorRTRTXBackend(TensorRTBackend):
-    """TensorRT for RTX GPUs: the same API family, strongly typed only (experimental, unverified)."""
+    """TensorRT for RTX GPUs: the same API and the same network/profile/config code, strongly typed only.
+
+    It compiles for named GPU architectures (``--trt-compute-capability``), so it builds real plans on a
+    machine without a GPU; such cases are recorded as *built* (build time, plan size), never timed.
+    """
 
     name = "tensorrt_rtx"
     module_name = "tensorrt_rtx"
+
+    def unsupported(self, spec: BuildSpec, model: ModelSpec, device: Device) -> str | None:
+        if not device.is_cuda:  # build ahead of time: everything but running is checked
+            a = self.availability()
+            if not a.ok:
+                return f"{self.name} unavailable: {a.reason}"
+            try:
+                self.recipe(spec)
+            except Unsupported as exc:
+                return str(exc)
+            return Backend.unsupported(self, spec, model, device)
+        return super().unsupported(spec, model, device)
 
     def recipe(self, spec: BuildSpec) -> Recipe:
         self._load()
