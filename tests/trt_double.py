@@ -212,6 +212,12 @@ def make_double(version: str, *, fail_build: str | None = None, fail_parse: bool
         def get_timing_cache(self) -> TimingCache:
             return TimingCache()
 
+    # Properties of the real IBuilderConfig, readable (hasattr) before they are set.
+    if major < 11:
+        Config.int8_calibrator = None  # type: ignore[attr-defined]
+    if major >= 10:
+        Config.progress_monitor = None  # type: ignore[attr-defined]
+
     if major < 11:
 
         def set_calibration_profile(self: Config, p: Profile) -> None:

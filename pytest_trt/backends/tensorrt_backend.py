@@ -220,9 +220,15 @@ def _entropy_calibrator(samples: Samples, batch: int, cache_path: Path) -> Any:
     """Implicit-int8 calibrator (8.6 / 10.x only) feeding CUDA tensors, with a calibration cache."""
     import torch
 
-    class Calib(trt.IInt8EntropyCalibrator2):  # type: ignore[misc,name-defined,unused-ignore]
+    base: Any = getattr(trt, "IInt8EntropyCalibrator2", None)
+    if base is None:  # removed with weak typing in 11.x
+        raise Unsupported(
+            f"TensorRT {trt.__version__} has no implicit int8 calibrators; use --trt-typing strong"
+        )
+
+    class Calib(base):  # type: ignore[misc,valid-type,unused-ignore]
         def __init__(self) -> None:
-            trt.IInt8EntropyCalibrator2.__init__(self)
+            base.__init__(self)
             self.batches = [samples.x[i : i + batch] for i in range(0, len(samples) - batch + 1, batch)]
             self.i = 0
             self.keep: Any = None
@@ -231,7 +237,7 @@ def _entropy_calibrator(samples: Samples, batch: int, cache_path: Path) -> Any:
             return batch
 
         # The stubs say list[int]; TensorRT documents None (or []) as "no more data".
-        def get_batch(self, names: list[str]) -> list[int] | None:  # type: ignore[override]
+        def get_batch(self, names: list[str]) -> list[int] | None:  # base is Any: no override check
             if self.i >= len(self.batches):
                 return None
             self.keep = torch.from_numpy(np.ascontiguousarray(self.batches[self.i])).cuda()
@@ -295,16 +301,16 @@ def configure_builder(
                 f"this TensorRT has no HardwareCompatibilityLevel.{_HW_COMPAT[spec.hardware_compat]}"
             )
         config.hardware_compatibility_level = level
-    if spec.compute_capability and hasattr(config, "set_compute_capability"):
+    ccs: Any = getattr(trt, "ComputeCapability", None)  # TensorRT-RTX only
+    if spec.compute_capability and ccs is not None and hasattr(config, "num_compute_capabilities"):
         # TensorRT-RTX compiles for named GPU architectures, so it can build without a GPU present.
         name = (
             "CURRENT"
             if spec.compute_capability == "current"
             else "SM" + spec.compute_capability.replace(".", "")
         )
-        ccs: Any = trt.ComputeCapability  # type: ignore[attr-defined]  # TensorRT-RTX only, not in the stubs
         target = getattr(ccs, name, None)
-        if target is None:
+        if target is None or not hasattr(config, "set_compute_capability"):
             known = [n for n in dir(ccs) if n.startswith("SM") or n == "CURRENT"]
             raise Unsupported(
                 f"{trt.__name__} {trt.__version__} cannot build for compute capability "
@@ -383,11 +389,13 @@ def build_plan(
     if recipe.calibrator:
         if calibration is None or calib_cache_path is None:
             raise BuildFailed("int8 (implicit) needs calibration samples")
+        if not hasattr(config, "int8_calibrator"):
+            raise Unsupported(f"TensorRT {trt.__version__} has no int8 calibrator; use --trt-typing strong")
         config.int8_calibrator = _entropy_calibrator(calibration, spec.build_batches[1], calib_cache_path)
         if profile is not None and hasattr(config, "set_calibration_profile"):
             config.set_calibration_profile(profile)
     monitor = make_progress_monitor(f"{model.name} {recipe.name}", quiet)
-    if monitor is not None:
+    if monitor is not None and hasattr(config, "progress_monitor"):
         config.progress_monitor = monitor
     timing_path = None
     if spec.timing_cache and cache is not None and timing_cache_key is not None:
