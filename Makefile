@@ -7,14 +7,14 @@ K ?= resnet18
 BENCH_JSON ?= results/bench.json
 STUBS_VERSION ?= 10.13.0.35.1
 
-.PHONY: venv bench smoke test lint typecheck typings unit clean
+.PHONY: venv bench smoke rtx-smoke test lint typecheck typings unit clean
 
 $(BIN)/activate:
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
 
 venv: $(BIN)/activate
-	$(BIN)/python -m pip install -q -e '.[dev,rtx]'
+	$(BIN)/python -m pip install -q -e '.[dev,rtx,modelopt]'
 
 bench: venv
 	mkdir -p $(dir $(BENCH_JSON))
@@ -23,6 +23,11 @@ bench: venv
 smoke: venv
 	mkdir -p results
 	$(BIN)/python -m pytest benchmarks -m smoke --benchmark-json=results/smoke.json $(ARGS)
+
+# Real TensorRT-RTX builds of every smoke model and precision (status "built" without a GPU).
+rtx-smoke: venv
+	mkdir -p results
+	$(BIN)/python -m pytest benchmarks -m smoke --trt-backend=tensorrt_rtx --benchmark-json=results/rtx-smoke.json $(ARGS)
 
 # TensorRT type stubs pin tensorrt itself, so they are unpacked into typings/ for mypy only
 # (installing them would make `import tensorrt` succeed as an empty namespace).
@@ -42,7 +47,7 @@ typecheck: typings
 unit: venv
 	$(BIN)/python -m pytest tests -q $(ARGS)
 
-test: lint typecheck unit smoke
+test: lint typecheck unit smoke rtx-smoke
 
 clean:
 	rm -rf $(VENV) typings/tensorrt typings/tensorrt_bindings results .benchmarks

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import subprocess
+import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -194,11 +196,44 @@ def _fp16_onnxconverter(src: Path, dst: Path) -> None:
 
 
 def _autocast(src: Path, dst: Path, low: str) -> None:
-    from modelopt.onnx.autocast import convert_to_mixed_precision
-
-    onnx.save_model(
-        convert_to_mixed_precision(onnx_path=str(src), low_precision_type=low, keep_io_types=True), str(dst)
+    _modelopt_subprocess(
+        "from modelopt.onnx.autocast import convert_to_mixed_precision\n"
+        "onnx.save_model(convert_to_mixed_precision(onnx_path=a.src, low_precision_type=a.arg, "
+        "keep_io_types=True), a.dst)",
+        src,
+        dst,
+        low,
     )
+
+
+# ModelOpt runs in a child process: it alters onnxruntime.quantization process-wide (a quantize_static
+# after it fails with "Histogram has not been collected"), probes CUDA providers and writes scratch
+# files beside its input.
+_MODELOPT_MAIN = """
+import argparse, sys
+import numpy as np, onnx
+p = argparse.ArgumentParser()
+for k in ("src", "dst", "arg", "input", "calib"):
+    p.add_argument("--" + k, default="")
+a = p.parse_args()
+{body}
+"""
+
+
+def _modelopt_subprocess(
+    body: str, src: Path, dst: Path, arg: str, input_name: str = "", calib: Samples | None = None
+) -> None:
+    with tempfile.TemporaryDirectory(prefix="pytest-trt-modelopt-") as tmp:
+        private = Path(tmp) / "model.onnx"
+        shutil.copyfile(src, private)
+        data = Path(tmp) / "calib.npy"
+        if calib is not None:
+            np.save(data, calib.x)
+        cmd = [sys.executable, "-c", _MODELOPT_MAIN.format(body=body), "--src", str(private), "--dst", str(dst),
+               "--arg", arg, "--input", input_name, "--calib", str(data)]  # fmt: skip
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=False)
+        if p.returncode != 0 or not dst.exists():
+            raise RecipeUnavailable(f"NVIDIA ModelOpt failed on {src.name}: {(p.stderr or p.stdout)[-1500:]}")
 
 
 def _qdq_ort(
@@ -265,14 +300,19 @@ def _quantize_static(
 
 
 def _qdq_modelopt(src: Path, dst: Path, input_name: str, calib: Samples, method: str) -> None:
-    from modelopt.onnx.quantization import quantize
-
-    quantize(
-        onnx_path=str(src),
-        quantize_mode="int8",
-        calibration_data={input_name: calib.x},
-        calibration_method="max" if method == "minmax" else "entropy",
-        output_path=str(dst),
+    fixed = static_batch(onnx.load(str(src), load_external_data=False), input_name)
+    if fixed and len(calib) % fixed:  # a static graph is calibrated in whole batches: repeat the last sample
+        pad = fixed - len(calib) % fixed
+        calib = Samples(np.concatenate([calib.x, np.repeat(calib.x[-1:], pad, axis=0)]), None, calib.source)
+    _modelopt_subprocess(
+        "from modelopt.onnx.quantization import quantize\n"
+        "quantize(onnx_path=a.src, quantize_mode='int8', calibration_data={a.input: np.load(a.calib)}, "
+        "calibration_method=a.arg, output_path=a.dst)",
+        src,
+        dst,
+        "max" if method == "minmax" else "entropy",
+        input_name,
+        calib,
     )
 
 

@@ -82,9 +82,9 @@ def test_resnet18_and_a_segmentation_model_build(cache: ArtifactCache, tmp_path:
         r18.path, tmp_path, "resnet18", profile="dynamic", batch_range=(1, 8, 32), opt_level=opt
     )
     assert size > 10_000_000  # 11.7 M fp32 weights live in the plan
-    seg = _onnx(cache, "unet_small", dynamic_batch=True, dynamic_hw=True, hw=64)
-    size, facts = _build(seg.path, tmp_path, "unet_small", profile="dynamic", batch_range=(1, 2, 4),
-                         hw_range=(32, 64, 128), opt_level=opt)  # fmt: skip
+    seg = _onnx(cache, "lraspp_mobilenet_v3_large", dynamic_batch=True, dynamic_hw=True, hw=128)
+    size, facts = _build(seg.path, tmp_path, "lraspp_mobilenet_v3_large", profile="dynamic",
+                         batch_range=(1, 2, 4), hw_range=(64, 128, 256), opt_level=opt)  # fmt: skip
     assert size > 0 and facts["network_layers"] > 10
 
 

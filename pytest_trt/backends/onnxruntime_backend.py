@@ -95,8 +95,10 @@ class OnnxRuntimeBackend(Backend):
 
     def recipe(self, spec: BuildSpec) -> Recipe:
         try:
-            # The CPU provider's fused int8 kernels saturate on x86 without VNNI: 7-bit weights avoid it.
-            return graph_recipe(spec.precision, spec.calib_method, spec.recipe_tool, cpu_int8_saturates())
+            # Its own quantizer by default (ModelOpt's graphs carry fp16 tensors the CPU provider runs slowly);
+            # the CPU provider's fused int8 kernels saturate on x86 without VNNI: 7-bit weights avoid it.
+            tool = "ort" if spec.recipe_tool == "auto" else spec.recipe_tool
+            return graph_recipe(spec.precision, spec.calib_method, tool, cpu_int8_saturates())
         except RecipeUnavailable as exc:
             raise Unsupported(f"onnxruntime {spec.precision}: {exc}") from exc
 
