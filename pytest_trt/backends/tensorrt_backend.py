@@ -653,24 +653,28 @@ class TensorRTBackend(Backend):
         art = ctx.cache.get_or_build("trt-plan", key, ".plan", build)
         if art.meta.get("trt_version") != trt.__version__:  # defence in depth: never load a foreign plan
             raise BuildFailed(f"cached plan {art.path} was built by TensorRT {art.meta.get('trt_version')}")
+        info = EngineInfo(
+            backend=self.name,
+            backend_version=trt.__version__,
+            recipe=recipe,
+            build_seconds=float(art.meta.get("build_seconds_trt", art.build_seconds)),
+            cached=not art.built,
+            plan_bytes=art.size,
+            layers=art.meta.get("network_layers"),
+            warnings=list(art.meta.get("build_warnings", [])),
+            extra={
+                "recipe_seconds": round(recipe_seconds, 4),
+                "gpu": gpu.name,
+                # the GPU's own, or the architecture an ahead-of-time (RTX) build targeted
+                "compute_capability": gpu.compute_capability
+                if ctx.device.is_cuda
+                else ctx.spec.compute_capability,
+                "trt_family": family(trt.__version__),
+                "plan_key": art.key[:16],
+                "runnable": ctx.device.is_cuda,
+            },
+        )
         if not ctx.device.is_cuda:
-            info = EngineInfo(
-                backend=self.name,
-                backend_version=trt.__version__,
-                recipe=recipe,
-                build_seconds=float(art.meta.get("build_seconds_trt", art.build_seconds)),
-                cached=not art.built,
-                plan_bytes=art.size,
-                layers=art.meta.get("network_layers"),
-                warnings=list(art.meta.get("build_warnings", [])),
-                extra={
-                    "recipe_seconds": round(recipe_seconds, 4),
-                    "compute_capability": ctx.spec.compute_capability,
-                    "trt_family": family(trt.__version__),
-                    "plan_key": art.key[:16],
-                    "runnable": False,
-                },
-            )
             raise BuiltNotRunnable(
                 f"built for compute capability {ctx.spec.compute_capability} "
                 f"({art.size} bytes, {info.build_seconds:.2f} s); not runnable here: no CUDA GPU",
@@ -685,30 +689,10 @@ class TensorRTBackend(Backend):
                 f"TensorRT could not deserialize {art.path}: " + "; ".join(logger.errors()[-3:])
             )
         facts = engine_facts(engine, art.path.with_name(art.path.name + ".layers.json"))
-        info = EngineInfo(
-            backend=self.name,
-            backend_version=trt.__version__,
-            recipe=recipe,
-            build_seconds=float(art.meta.get("build_seconds_trt", art.build_seconds)),
-            cached=not art.built,
-            plan_bytes=art.size,
-            device_memory_bytes=facts.get("device_memory_bytes"),
-            layers=facts.get("layers"),
-            engine_params=facts.get("engine_params"),
-            warnings=list(art.meta.get("build_warnings", [])),
-            extra={
-                "recipe_seconds": round(recipe_seconds, 4),
-                "gpu": gpu.name,
-                "compute_capability": gpu.compute_capability,
-                "trt_family": family(trt.__version__),
-                "plan_key": art.key[:16],
-                **{
-                    k: v
-                    for k, v in facts.items()
-                    if k not in ("layers", "device_memory_bytes", "engine_params")
-                },
-            },
-        )
+        info.layers = facts.pop("layers", info.layers)
+        info.device_memory_bytes = facts.pop("device_memory_bytes", None)
+        info.engine_params = facts.pop("engine_params", None)
+        info.extra.update(facts)
         return TrtEngine(engine, ctx.device, info, logger)
 
 
