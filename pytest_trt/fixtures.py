@@ -1,9 +1,9 @@
 """Fixtures and the per-session state behind them.
 
 ``trt_session`` (session scope, :mod:`pytest_trt.session`) owns the cache, the loaded models, exported
-ONNX files, baselines, references and the engine in use.  ``trt_run`` (per test) is what a benchmark calls: it builds or reuses the engine,
-evaluates output quality against the PyTorch fp32 baseline, times inference through the
-``benchmark`` fixture, samples telemetry, records everything in ``extra_info`` and finally asserts
+ONNX files, baselines, references and the engine in use.  ``trt_run`` (per test) is what a benchmark
+calls: it builds or reuses the engine, judges its outputs against the PyTorch fp32 baseline and a
+same-recipe reference, times inference through the ``benchmark`` fixture, samples telemetry, records everything in ``extra_info`` and finally asserts
 the quality gates -- in that order, so a quality failure never loses the timing.
 """
 
@@ -20,16 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from pytest_trt import (
-    backends,
-    gates,
-    jetson,
-    metrics,
-    results,
-    telemetry,
-    timing,
-    zoo,
-)
+from pytest_trt import backends, gates, jetson, metrics, results, telemetry, timing, zoo
 from pytest_trt.backends.base import BuildFailed, BuiltNotRunnable, Engine
 from pytest_trt.cache import ArtifactCache
 from pytest_trt.export import OnnxModel

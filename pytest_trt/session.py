@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,8 @@ from pytest_trt.export import ExportSettings, OnnxModel, export_onnx
 from pytest_trt.matrix import Case, Request, hw_range_for
 from pytest_trt.options import Settings
 from pytest_trt.recipes import apply_graph_recipe, graph_recipe
+
+REFERENCE_CACHE_BYTES = 2 << 30  # same-recipe reference outputs kept in host memory at most
 
 
 @dataclass
@@ -42,7 +45,8 @@ class TrtSession:
         self._baselines: dict[tuple[Any, ...], Baseline] = {}
         self._engine: tuple[tuple[Any, ...], Engine] | None = None
         self._failed: dict[tuple[Any, ...], BuildFailed | BuiltNotRunnable] = {}
-        self._references: dict[tuple[Any, ...], reference.Reference] = {}
+        # Bounded: a segmentation reference at 512 px is ~350 MB; matrix order keeps reuse local.
+        self._references: OrderedDict[tuple[Any, ...], reference.Reference] = OrderedDict()
         self.weight_failures: dict[str, str] = {}  # model -> why --trt-weights auto fell back to random
         self.data = datasets.DataConfig(
             settings.dataset, settings.samples, settings.calib_samples, settings.seed
@@ -101,6 +105,7 @@ class TrtSession:
         if int8:
             key += (case.profile, case.batch if case.profile == "static" else None)
         if key in self._references:
+            self._references.move_to_end(key)
             return self._references[key]
         dev = self.settings.device
         kind = reference.describe(gate_class, dev.torch)
@@ -129,6 +134,12 @@ class TrtSession:
         except Exception as exc:  # a reference that cannot be computed is said in the result
             ref = reference.unavailable(kind, f"{type(exc).__name__}: {str(exc)[:300]}")
         self._references[key] = ref
+        while (
+            len(self._references) > 1
+            and sum(r.outputs.nbytes for r in self._references.values() if r.outputs is not None)
+            > REFERENCE_CACHE_BYTES
+        ):
+            self._references.popitem(last=False)  # least recently used first
         return ref
 
     def baseline(self, case: Case) -> Baseline:
