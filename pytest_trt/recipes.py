@@ -14,11 +14,14 @@ the onnxruntime backend builds and checks the very same fp16 / int8-QDQ models o
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.util
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +69,7 @@ def has_module(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
 
+@functools.cache
 def cpu_int8_saturates() -> bool:
     """True on x86 CPUs without VNNI, where ONNX Runtime's fused int8 kernels multiply u8 x s8 pairs into
     16-bit intermediates that saturate with full-range 8-bit weights (measured here on ResNet18: 31 %
@@ -152,19 +156,10 @@ def graph_recipe(
 
 
 class _Reader:
-    """onnxruntime CalibrationDataReader over stacked samples, ``batch`` at a time.
+    """onnxruntime CalibrationDataReader over stacked samples, ``batch`` at a time."""
 
-    ``fixed``: the graph's batch dimension is static, so every feed must have exactly ``batch`` rows
-    (the last one is padded by repeating its final sample).
-    """
-
-    def __init__(self, input_name: str, x: np.ndarray, batch: int, fixed: bool = False) -> None:
-        self.feeds = []
-        for i in range(0, len(x), batch):
-            chunk = x[i : i + batch]
-            if fixed and len(chunk) < batch:
-                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - len(chunk), axis=0)])
-            self.feeds.append({input_name: chunk})
+    def __init__(self, input_name: str, x: np.ndarray, batch: int) -> None:
+        self.feeds = [{input_name: x[i : i + batch]} for i in range(0, len(x), batch)]
         self.i = 0
 
     def get_next(self) -> dict[str, np.ndarray] | None:
@@ -175,6 +170,24 @@ class _Reader:
 
     def rewind(self) -> None:
         self.i = 0
+
+
+def whole_batches(x: np.ndarray, batch: int | None) -> np.ndarray:
+    """``x`` padded (its last sample repeated) to a multiple of a static graph's ``batch``: such a graph
+    is calibrated in whole batches only."""
+    if not batch or len(x) % batch == 0:
+        return x
+    return np.concatenate([x, np.repeat(x[-1:], batch - len(x) % batch, axis=0)])
+
+
+@contextlib.contextmanager
+def _private_copy(src: Path, prefix: str) -> Iterator[Path]:
+    """``src`` copied into a fresh temporary directory: the quantizers write scratch files beside their
+    input, which must never be the cached file itself (concurrent processes would race on them)."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        private = Path(tmp) / "model.onnx"
+        shutil.copyfile(src, private)
+        yield private
 
 
 def static_batch(model: onnx.ModelProto, input_name: str) -> int | None:
@@ -223,10 +236,8 @@ a = p.parse_args()
 def _modelopt_subprocess(
     body: str, src: Path, dst: Path, arg: str, input_name: str = "", calib: Samples | None = None
 ) -> None:
-    with tempfile.TemporaryDirectory(prefix="pytest-trt-modelopt-") as tmp:
-        private = Path(tmp) / "model.onnx"
-        shutil.copyfile(src, private)
-        data = Path(tmp) / "calib.npy"
+    with _private_copy(src, "pytest-trt-modelopt-") as private:
+        data = private.with_name("calib.npy")
         if calib is not None:
             np.save(data, calib.x)
         cmd = [sys.executable, "-c", _MODELOPT_MAIN.format(body=body), "--src", str(private), "--dst", str(dst),
@@ -256,13 +267,10 @@ def _qdq_ort(
         for n in model.graph.node
         if n.op_type == "MatMul" and n.name and not any(i in consts for i in n.input)
     ]
-    # quantize_static writes scratch files (``*-inferred.onnx``) beside its input: quantize a private copy,
-    # never the cached file itself, or concurrent processes race on that scratch file.
-    with tempfile.TemporaryDirectory(prefix="pytest-trt-qdq-") as tmp:
-        private = Path(tmp) / "model.onnx"
-        shutil.copyfile(src, private)
+    # quantize_static writes ``*-inferred.onnx`` beside its input.
+    with _private_copy(src, "pytest-trt-qdq-") as private:
         fixed = static_batch(model, input_name)
-        reader = _Reader(input_name, calib.x, fixed or 4, fixed is not None)
+        reader = _Reader(input_name, whole_batches(calib.x, fixed), fixed or 4)
         _quantize_static(private, dst, reader, method, reduce_range, exclude, float_bias)
 
 
@@ -301,9 +309,7 @@ def _quantize_static(
 
 def _qdq_modelopt(src: Path, dst: Path, input_name: str, calib: Samples, method: str) -> None:
     fixed = static_batch(onnx.load(str(src), load_external_data=False), input_name)
-    if fixed and len(calib) % fixed:  # a static graph is calibrated in whole batches: repeat the last sample
-        pad = fixed - len(calib) % fixed
-        calib = Samples(np.concatenate([calib.x, np.repeat(calib.x[-1:], pad, axis=0)]), None, calib.source)
+    calib = Samples(whole_batches(calib.x, fixed), None, calib.source)
     _modelopt_subprocess(
         "from modelopt.onnx.quantization import quantize\n"
         "quantize(onnx_path=a.src, quantize_mode='int8', calibration_data={a.input: np.load(a.calib)}, "

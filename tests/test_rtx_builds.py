@@ -155,3 +155,15 @@ def test_b(trt_run):
         assert engine["plan_bytes"] > 0 and engine["build_seconds"] > 0 and engine["runnable"] is False
         assert engine["compute_capability"] == "8.9" and "latency_ms" not in c["extra_info"]
     result.stdout.fnmatch_lines(["*tinycnn-tensorrt_rtx-fp32-dynamic-b1-opt3*built*"])
+
+
+def test_building_without_a_gpu_keeps_every_other_check() -> None:
+    from pytest_trt.backends.base import Device
+    from pytest_trt.backends.tensorrt_backend import TensorRTBackend, TensorRTRTXBackend
+
+    rtx, cpu, tiny = TensorRTRTXBackend(), Device("cpu"), zoo.get("tinycnn")
+    assert rtx.unsupported(BuildSpec(precision="int8"), tiny, cpu) is None  # built ahead of time
+    refused = rtx.unsupported(BuildSpec(version_compatible=True), tiny, cpu)
+    assert refused is not None and "--trt-allow-host-code" in refused
+    assert "strongly typed only" in str(rtx.unsupported(BuildSpec(typing="weak"), tiny, cpu))
+    assert not TensorRTBackend.builds_without_gpu and rtx.builds_without_gpu

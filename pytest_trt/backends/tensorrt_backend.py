@@ -566,6 +566,7 @@ class TensorRTBackend(Backend):
     module_name = "tensorrt"
     precisions = ("fp32", "fp16", "bf16", "int8")
     uses_opt_level = True
+    builds_without_gpu = False  # TensorRT needs the GPU it builds for; TensorRT-RTX targets named ones
 
     def _load(self) -> Any:
         return load_tensorrt(self.module_name)
@@ -581,7 +582,7 @@ class TensorRTBackend(Backend):
         a = self.availability()
         if not a.ok:
             return f"{self.name} unavailable: {a.reason}"
-        if not device.is_cuda:
+        if not device.is_cuda and not self.builds_without_gpu:
             return f"{self.name} needs a CUDA GPU (device is {device.torch})"
         if spec.version_compatible and not spec.allow_host_code:
             return (
@@ -705,18 +706,7 @@ class TensorRTRTXBackend(TensorRTBackend):
 
     name = "tensorrt_rtx"
     module_name = "tensorrt_rtx"
-
-    def unsupported(self, spec: BuildSpec, model: ModelSpec, device: Device) -> str | None:
-        if not device.is_cuda:  # build ahead of time: everything but running is checked
-            a = self.availability()
-            if not a.ok:
-                return f"{self.name} unavailable: {a.reason}"
-            try:
-                self.recipe(spec)
-            except Unsupported as exc:
-                return str(exc)
-            return Backend.unsupported(self, spec, model, device)
-        return super().unsupported(spec, model, device)
+    builds_without_gpu = True  # without a GPU: everything but running is checked, and the plan is built
 
     def recipe(self, spec: BuildSpec) -> Recipe:
         self._load()
