@@ -8,12 +8,15 @@ the very inputs they are judged on.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+
+from pytest_trt.signature import InputSpec, Shape
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -26,17 +29,46 @@ class DatasetError(ValueError):
 
 @dataclass(frozen=True)
 class Samples:
-    """N samples stacked on axis 0, with labels when the source has them."""
+    """N samples stacked on axis 0, with labels when the source has them.
+
+    ``x`` is the model's first input; ``more`` holds its other inputs in the model's input order
+    (positional, as the ONNX graph and the module's ``forward`` take them).
+    """
 
     x: np.ndarray
     labels: np.ndarray | None
     source: str
+    more: tuple[np.ndarray, ...] = ()
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
+    @property
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        return (self.x, *self.more)
+
+    def take(self, start: int, stop: int, pad_to: int | None = None) -> tuple[np.ndarray, ...]:
+        """Samples ``start:stop`` of every input; ``pad_to`` repeats the last one (static batches)."""
+        out = []
+        for a in self.arrays:
+            chunk = a[start:stop]
+            if pad_to is not None and len(chunk) < pad_to:
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad_to - len(chunk), axis=0)])
+            out.append(chunk)
+        return tuple(out)
+
+    def cycled(self, n: int) -> tuple[np.ndarray, ...]:
+        """Exactly ``n`` samples of every input, cycling through the set (a timing batch)."""
+        reps = -(-n // len(self))
+        return tuple(np.concatenate([a] * reps)[:n] for a in self.arrays)
+
+    def with_arrays(self, arrays: tuple[np.ndarray, ...]) -> Samples:
+        return Samples(arrays[0], self.labels, self.source, tuple(arrays[1:]))
+
     def digest(self) -> str:
-        h = hashlib.sha256(np.ascontiguousarray(self.x).tobytes())
+        h = hashlib.sha256()
+        for a in self.arrays:
+            h.update(np.ascontiguousarray(a).tobytes())
         if self.labels is not None:
             h.update(np.ascontiguousarray(self.labels).tobytes())
         return h.hexdigest()[:16]
@@ -50,6 +82,22 @@ def synthetic(shape: tuple[int, ...], n: int, seed: int, vocab: int | None = Non
         ids[:, 0], ids[:, -1] = 101, 102  # [CLS] ... [SEP], as a tokenizer would frame a sentence
         return Samples(ids, None, f"synthetic-tokens(seed={seed})")
     return Samples(rng.standard_normal((n, *shape), dtype=np.float32), None, f"synthetic(seed={seed})")
+
+
+def synthetic_inputs(inputs: Sequence[InputSpec], shapes: Sequence[Shape], n: int, seed: int) -> Samples:
+    """Seeded synthetic values for every input (each drawn as its dtype and range say)."""
+    rng = np.random.default_rng(seed)
+    arrays = [inp.draw(n, rng, shape) for inp, shape in zip(inputs, shapes, strict=True)]
+    return Samples(arrays[0], None, f"synthetic(seed={seed})", tuple(arrays[1:]))
+
+
+def complete(first: Samples, inputs: Sequence[InputSpec], shapes: Sequence[Shape], seed: int) -> Samples:
+    """``first`` (the first input's samples) joined by seeded synthetic values of the other inputs."""
+    if len(inputs) < 2:
+        return first
+    rng = np.random.default_rng(seed + 1)
+    more = tuple(inp.draw(len(first), rng, shape) for inp, shape in zip(inputs[1:], shapes[1:], strict=True))
+    return Samples(first.x, first.labels, first.source + "+synthetic", more)
 
 
 def load_image_folder(root: Path | str, size: int, limit: int, offset: int = 0) -> Samples:

@@ -62,6 +62,7 @@ class OnnxModel:
     opset: int
     exporter: str
     built: bool
+    input_names: tuple[str, ...] = ()  # every graph input, in order (input_name is the first)
 
     def facts(self) -> dict[str, Any]:
         return {
@@ -77,6 +78,19 @@ class OnnxModel:
 def graph_facts(model: onnx.ModelProto) -> dict[str, int]:
     params = sum(int(np.prod(init.dims)) for init in model.graph.initializer)
     return {"node_count": len(model.graph.node), "param_count": params}
+
+
+def external_files(model: onnx.ModelProto, base: Path) -> tuple[Path, ...]:
+    """The external data files an ONNX model refers to (relative to its directory)."""
+    from onnx.external_data_helper import _get_all_tensors, uses_external_data
+
+    seen: dict[str, None] = {}
+    for t in _get_all_tensors(model):
+        if uses_external_data(t):
+            loc = next((e.value for e in t.external_data if e.key == "location"), None)
+            if loc:
+                seen.setdefault(loc)
+    return tuple(base / loc for loc in seen)
 
 
 def load_checked(path: Path | str) -> onnx.ModelProto:
@@ -105,29 +119,46 @@ def load_checked(path: Path | str) -> onnx.ModelProto:
 
 
 def _dynamic_spec(settings: ExportSettings, spec: ModelSpec) -> tuple[Any, Any]:
-    """(dynamic_shapes for the dynamo exporter, dynamic_axes for the TorchScript exporter)."""
-    dims: dict[int, Any] = {}
-    axes: dict[int, str] = {}
-    if settings.dynamic_batch:
-        dims[0] = torch.export.Dim("batch", min=1, max=MAX_DYNAMIC_BATCH)
-        axes[0] = "batch"
-    if settings.dynamic_hw and spec.input.hw_range:
-        lo, _, hi = spec.input.hw_range
-        m = spec.input.hw_multiple
-        names = ("seq",) if spec.input.size_unit == "tok" else ("height", "width")
-        for ax, nm in zip((a + 1 for a in spec.input.size_axes), names, strict=True):
-            if m > 1:  # pooling networks need H, W divisible by m; say so to torch.export
-                dims[ax] = m * torch.export.Dim(f"{nm}_div{m}", min=max(1, lo // m), max=hi // m)
-            else:
-                dims[ax] = torch.export.Dim(nm, min=lo, max=hi)
-            axes[ax] = nm
-    return ({"x": dims} if dims else None), ({"input": axes, "output": {0: "batch"}} if axes else None)
+    """(dynamic_shapes for the dynamo exporter, dynamic_axes for the TorchScript exporter), per input
+    in ``forward`` order; one batch dimension is shared by every input."""
+    batch = torch.export.Dim("batch", min=1, max=MAX_DYNAMIC_BATCH) if settings.dynamic_batch else None
+    shapes: list[dict[int, Any]] = []
+    axes: dict[str, dict[int, str]] = {}
+    for inp in spec.inputs:
+        dims: dict[int, Any] = {}
+        names: dict[int, str] = {}
+        if batch is not None:
+            dims[0], names[0] = batch, "batch"
+        if settings.dynamic_hw and inp.hw_range:
+            lo, _, hi = inp.hw_range
+            m = inp.hw_multiple
+            labels = ("seq",) if inp.size_unit == "tok" else ("height", "width")
+            for ax, nm in zip((a + 1 for a in inp.size_axes), labels, strict=True):
+                if m > 1:  # pooling networks need H, W divisible by m; say so to torch.export
+                    dims[ax] = m * torch.export.Dim(f"{nm}_div{m}", min=max(1, lo // m), max=hi // m)
+                else:
+                    dims[ax] = torch.export.Dim(nm, min=lo, max=hi)
+                names[ax] = nm
+        shapes.append(dims)
+        if names:
+            axes[inp.name] = names
+    if not any(shapes):
+        return None, None
+    for out in spec.exported_output_names or []:
+        if batch is not None:
+            axes[out] = {0: "batch"}
+    return tuple(shapes), axes
 
 
 def _export(
-    model: nn.Module, example: torch.Tensor, out: Path, settings: ExportSettings, spec: ModelSpec
+    model: nn.Module,
+    examples: tuple[torch.Tensor, ...],
+    out: Path,
+    settings: ExportSettings,
+    spec: ModelSpec,
 ) -> str:
     dyn_shapes, dyn_axes = _dynamic_spec(settings, spec)
+    input_names = [i.name for i in spec.inputs]
     exporters = ["dynamo", "torchscript"] if settings.exporter == "auto" else [settings.exporter]
     errors = []
     for name in exporters:
@@ -136,12 +167,12 @@ def _export(
                 warnings.simplefilter("ignore")  # exporter deprecation chatter, not the user's concern
                 if name == "dynamo":
                     torch.onnx.export(
-                        _Named(model),
-                        (example,),
+                        model,
+                        examples,
                         str(out),
                         dynamo=True,
-                        input_names=["input"],
-                        output_names=[spec.output_name],
+                        input_names=input_names,
+                        output_names=spec.exported_output_names,
                         dynamic_shapes=dyn_shapes,
                         opset_version=settings.opset,
                         external_data=False,
@@ -149,11 +180,11 @@ def _export(
                 else:
                     torch.onnx.export(
                         model,
-                        (example,),
+                        examples,
                         str(out),
                         dynamo=False,
-                        input_names=["input"],
-                        output_names=[spec.output_name],
+                        input_names=input_names,
+                        output_names=spec.exported_output_names,
                         dynamic_axes=dyn_axes,
                         opset_version=min(settings.opset, 17),
                     )
@@ -163,15 +194,16 @@ def _export(
     raise RuntimeError(f"ONNX export of {spec.name} failed:\n" + "\n".join(errors))
 
 
-class _Named(nn.Module):
-    """Gives the forward argument the name ``x`` that dynamic_shapes refers to."""
-
-    def __init__(self, inner: nn.Module) -> None:
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, x: torch.Tensor) -> Any:
-        return self.inner(x)
+def examples_for(
+    spec: ModelSpec, batch: int, hw: int | None = None, seed: int = 0
+) -> tuple[torch.Tensor, ...]:
+    """Seeded example inputs of every declared input (the exporter traces with them)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i, inp in enumerate(spec.inputs):
+        shape = inp.with_hw(hw) if i == 0 or inp.size_axes else inp.shape
+        out.append(torch.from_numpy(np.ascontiguousarray(inp.draw(batch, rng, shape))))
+    return tuple(out)
 
 
 def export_onnx(
@@ -187,6 +219,7 @@ def export_onnx(
         "model": spec.name,
         "weights": weight_source,
         "input_shape": list(shape),
+        **({"inputs": [[i.name, list(i.shape), i.dtype] for i in spec.inputs]} if spec.user else {}),
         **settings.key(),
         "torch": torch.__version__,
         "onnx": onnx.__version__,
@@ -195,15 +228,10 @@ def export_onnx(
     used: dict[str, str] = {}
 
     def build(tmp: Path) -> dict[str, Any]:
-        if spec.input.vocab:
-            example = torch.randint(
-                1000, spec.input.vocab, (batch, *shape), generator=torch.Generator().manual_seed(0)
-            )
-        else:
-            example = torch.randn(batch, *shape)
+        examples = examples_for(spec, batch, settings.hw)
         tmp_onnx = tmp.with_suffix(".export.onnx")
         try:
-            used["exporter"] = _export(model, example, tmp_onnx, settings, spec)
+            used["exporter"] = _export(model, examples, tmp_onnx, settings, spec)
             m = load_checked(tmp_onnx)
             # Re-save as one self-contained file (no external data) under the temp name.
             onnx.save_model(m, str(tmp))
@@ -227,6 +255,7 @@ def onnx_model_from_artifact(art: Artifact, opset: int) -> OnnxModel:
         path=art.path,
         sha256=art.sha256,
         input_name=inputs[0],
+        input_names=tuple(inputs),
         output_names=tuple(o.name for o in m.graph.output),
         node_count=int(facts["node_count"] or 0),
         param_count=int(facts["param_count"] or 0),

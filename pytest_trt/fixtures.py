@@ -11,20 +11,18 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import math
 import traceback
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
 
-from pytest_trt import backends, gates, jetson, metrics, results, telemetry, timing, zoo
+from pytest_trt import backends, gates, jetson, judge, results, telemetry, timing, zoo
 from pytest_trt.backends.base import BuildFailed, BuiltNotRunnable, Engine
 from pytest_trt.cache import ArtifactCache
 from pytest_trt.export import OnnxModel
-from pytest_trt.matrix import Case, Request
+from pytest_trt.matrix import Case, InvalidModel, Request
 from pytest_trt.options import Settings
 from pytest_trt.session import Baseline, TrtSession, engine_outputs
 
@@ -58,7 +56,7 @@ class TrtRun:
         if self._engine is None:
             try:
                 try:
-                    source = self.session.model(self.case.model)[1]
+                    source = self.session.weights(self.case.model)
                     self.record["extra_info"]["weights"] = source
                     self.record["extra_info"]["weights_kind"] = zoo.weights_kind(source)
                 except zoo.WeightsUnavailable as exc:  # a configuration error, recorded like a failed build
@@ -89,56 +87,40 @@ class TrtRun:
     # -- quality -------------------------------------------------------------------------------
     def evaluate(self) -> dict[str, Any]:
         base = self.session.baseline(self.case)
-        out = engine_outputs(self.engine, base.samples.x, self.case.batch, self.case.profile == "static")
+        out = engine_outputs(self.engine, base.samples, self.case.batch, self.case.profile == "static")
         labels = base.samples.labels if self.spec.task != "regression" else None
-        q = metrics.quality(self.spec.task, base.outputs, out, labels)
-        _, source = self.session.model(self.case.model)
+        source = self.session.weights(self.case.model)
         trained = zoo.is_trained(source)
+        # TF32 only exists on CUDA devices; CPU fp32 is judged as strict fp32.
+        gclass = gates.gate_class(self.case.precision, self.settings.tf32 and self.settings.device.is_cuda)
+        ref = self.session.reference(self.case, self.req, self.engine, gclass)
+        verdict = judge.judge(
+            self.spec.task,
+            base.names,
+            base.outputs,
+            out,
+            ref,
+            gate_class=gclass,
+            gate_list=gates.gates_for(gclass, self._overrides()),
+            labels=labels,
+            trained=trained,
+        )
+        q = verdict.quality
         q["data"] = {
             "source": base.samples.source,
             "samples": len(base.samples),
             "labelled": labels is not None,
+            "baseline": base.kind,
         }
         q["baseline_noise"] = base.noise
         q["agreement_meaningful"] = trained
+        q["gate_class"] = gclass
         if not trained:
             q["note"] = (
                 "random weights: absolute gates and top-k agreement are not meaningful; "
                 "judged by the same-recipe reference"
             )
-        # TF32 only exists on CUDA devices; CPU fp32 is judged as strict fp32.
-        gclass = gates.gate_class(self.case.precision, self.settings.tf32 and self.settings.device.is_cuda)
-        q["gate_class"] = gclass
-        ref = self.session.reference(self.case, self.req, self.engine, gclass)
-        q["reference"] = ref.as_dict()
-        if ref.outputs is not None:
-            q["reference"].update(
-                metrics.against_reference(
-                    base.outputs,
-                    out,
-                    ref.outputs,
-                    floor=gates.FLOORS.get(gclass, gates.FLOORS["fp32"]),
-                    task=self.spec.task,
-                    trained=trained,
-                    exact=ref.exact,
-                )
-            )
-        gate_list = gates.gates_for(gclass, self._overrides())
-        q["reference"]["rule"] = [str(g) for g in gate_list if g.rule]
-        self.gate_results = gates.evaluate(
-            gate_list, q, trained=trained, base=base.outputs, out=out, reference=ref.outputs is not None
-        )
-        q["gates"] = [
-            {
-                "gate": str(r.gate),
-                "value": r.value,
-                "required": r.required,
-                "passed": r.passed,
-                "skipped": r.skipped_reason,
-            }
-            for r in self.gate_results
-        ]
-        q["passed"] = all(r.passed for r in self.gate_results)
+        self.gate_results = verdict.results
         self.quality = q
         self.record["extra_info"]["quality"] = q
         return q
@@ -158,14 +140,12 @@ class TrtRun:
         s = self.settings
         eng = self.engine
         base = self.session.baseline(self.case)
-        x = base.samples.x
-        reps = math.ceil(self.case.batch / len(x))
-        feed = eng.make_feed(np.concatenate([x] * reps)[: self.case.batch])
+        feed = eng.make_feed(base.samples.cycled(self.case.batch))
         cfg = timing.TimingConfig(
             warmup_s=s.warmup,
             warmup_min=s.warmup_iters,
             warmup_fraction=s.warmup_fraction,
-            dataset_size=len(x),
+            dataset_size=len(base.samples),
             min_rounds=s.rounds,
             min_time_s=s.min_time,
             e2e_rounds=s.e2e_rounds,
@@ -247,6 +227,16 @@ def trt_session(pytestconfig: pytest.Config) -> Iterator[TrtSession]:
 def trt_case(request: pytest.FixtureRequest) -> Case:
     """The configuration under test (parametrized by the plugin from options and trt_matrix)."""
     case = getattr(request, "param", None)
+    if isinstance(case, InvalidModel):  # a user's declaration that cannot be used: its one error
+        sess = request.config.stash[SESSION_KEY]
+        sess.records[case.id] = {
+            "id": case.id,
+            "nodeid": request.node.nodeid,
+            "status": "invalid_model",
+            "message": case.message,
+            "extra_info": {"model": case.model, "status": "invalid_model"},
+        }
+        pytest.fail(case.message, pytrace=False)
     if not isinstance(case, Case):
         raise pytest.UsageError(
             "trt_case is parametrized by pytest-trt; do not request it outside a benchmark"

@@ -188,7 +188,7 @@ def lookup(quality: Mapping[str, Any], metric: str, baseline: bool = False) -> f
         key = f"{float(metric.split('@', 1)[1]):g}"
         return None if baseline else curve.get(key)
     name = f"baseline_{metric}" if baseline else metric
-    for section in ("reference", "classification", "segmentation", "regression", "embedding"):
+    for section in ("reference", "classification", "segmentation", "regression", "embedding", "generic"):
         sec = quality.get(section)
         if isinstance(sec, dict) and name in sec:
             v = sec[name]
@@ -209,14 +209,26 @@ class GateResult:
     passed: bool
     skipped_reason: str | None = None
     hint: str = ""
+    output: str | None = None  # the model output judged, when it has several
 
     def line(self) -> str:
+        where = f"[{self.output}] " if self.output else ""
         if self.skipped_reason:
-            return f"{self.gate}: not applied ({self.skipped_reason})"
+            return f"{where}{self.gate}: not applied ({self.skipped_reason})"
         verdict = "ok" if self.passed else "FAILED"
         v = "n/a" if self.value is None else f"{self.value:.6g}"
         r = "n/a" if self.required is None else f"{self.required:.6g}"
-        return f"{self.gate.metric} = {v} (required {self.gate.op} {r}) {verdict}{self.hint}"
+        return f"{where}{self.gate.metric} = {v} (required {self.gate.op} {r}) {verdict}{self.hint}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "gate": str(self.gate),
+            "value": self.value,
+            "required": self.required,
+            "passed": self.passed,
+            "skipped": self.skipped_reason,
+            **({"output": self.output} if self.output else {}),
+        }
 
 
 def evaluate(

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from pytest_trt import backends, zoo
+from pytest_trt import backends, user_models, zoo
 from pytest_trt.options import Settings
 
 MATRIX_KEYS = (
@@ -66,6 +66,18 @@ class Case:
 
     def __str__(self) -> str:
         return self.id
+
+
+@dataclass(frozen=True)
+class InvalidModel:
+    """A user's model whose declaration cannot be used: its one test fails with ``message``."""
+
+    model: str
+    message: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.model}-invalid"
 
 
 @dataclass(frozen=True)
@@ -129,7 +141,13 @@ def expand(req: Request, settings: Settings) -> list[Any]:
     out = []
     seen: set[str] = set()
     for model_name in models_for(req, settings):
+        problem = user_models.problem(model_name)
+        if problem is not None:
+            out.append(pytest.param(InvalidModel(model_name, problem), id=f"{model_name}-invalid"))
+            if not user_models.is_builtin(model_name):
+                continue
         spec = zoo.get(model_name)
+        m_batches, m_profiles = _model_batches(spec, batches, profiles, "batch" in ex)
         hws: list[int | None] = [None]
         if spec.input.hw_range:
             hws = list(settings.hws or req.hws or [spec.input.default_size])
@@ -137,15 +155,15 @@ def expand(req: Request, settings: Settings) -> list[Any]:
             backend = backends.get(bname)
             # Eager frameworks have no build-time profile: one entry, "dynamic" (any batch) when asked for.
             if not backend.consumes_onnx:
-                b_profiles = ["dynamic"] if "dynamic" in profiles else profiles[:1]
+                b_profiles = ["dynamic"] if "dynamic" in m_profiles else m_profiles[:1]
             else:
-                b_profiles = profiles
+                b_profiles = m_profiles
             b_opts = opts if backend.uses_opt_level else opts[:1]
             for prec in precs:
                 for prof in b_profiles:
                     for opt in b_opts:
                         for hw in hws:
-                            for batch in batches:
+                            for batch in m_batches:
                                 if (
                                     prof == "static"
                                     and req.static_batches is not None
@@ -163,6 +181,18 @@ def expand(req: Request, settings: Settings) -> list[Any]:
     return out
 
 
+def _model_batches(
+    spec: zoo.ModelSpec, batches: list[int], profiles: list[str], explicit: bool
+) -> tuple[list[int], list[str]]:
+    """A user's graph may fix its batch (then only a static profile exists) or name its own batch
+    (a batch in --trt-shapes); an explicit --trt-batch still wins, with skips saying why."""
+    if spec.fixed_batch is not None:
+        return (batches if explicit else [spec.fixed_batch]), ["static"]
+    if spec.batches and not explicit:
+        return list(spec.batches), profiles
+    return batches, profiles
+
+
 def hw_range_for(case: Case, settings: Settings, req: Request) -> tuple[int, int, int] | None:
     spec = zoo.get(case.model)
     if not spec.input.hw_range or not (req.dynamic_hw or settings.dynamic_hw):
@@ -175,9 +205,14 @@ def skip_reason(case: Case, settings: Settings, req: Request) -> str | None:
     avail = backends.availability(case.backend)
     if not avail.ok:
         return f"{case.backend} unavailable: {avail.reason}"
-    lo, _, hi = settings.dynamic_batch
+    if spec.fixed_batch is not None and case.batch != spec.fixed_batch:
+        return (
+            f"{case.model} fixes the batch at {spec.fixed_batch} in its graph; batch {case.batch} cannot run"
+        )
+    lo, _, hi = spec.batch_range or settings.dynamic_batch
     if case.profile == "dynamic" and not lo <= case.batch <= hi:
-        return f"batch {case.batch} outside the dynamic profile {lo}..{hi} (set --trt-dynamic-batch)"
+        where = "its min/max shapes" if spec.batch_range else "--trt-dynamic-batch"
+        return f"batch {case.batch} outside the dynamic profile {lo}..{hi} (set {where})"
     hw_range = hw_range_for(case, settings, req)
     if case.hw is not None:
         m = spec.input.hw_multiple

@@ -244,6 +244,8 @@ def quality(
         q["regression"] = regression(base, out, labels, regression_bound)
     elif task == "embedding":
         q["embedding"] = embedding(base, out)
+    elif task == "generic":  # any tensor: per-sample cosine is meaningful whatever it holds
+        q["generic"] = embedding(base, out)
     return q
 
 
@@ -251,8 +253,10 @@ def embedding(base: np.ndarray, out: np.ndarray) -> dict[str, float]:
     """Per-sample cosine similarity of embeddings (what retrieval quality depends on)."""
     b, o = _f64(base).reshape(base.shape[0], -1), _f64(out).reshape(out.shape[0], -1)
     num = (b * o).sum(axis=1)
-    den = np.linalg.norm(b, axis=1) * np.linalg.norm(o, axis=1)
-    cos = np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+    nb, no = np.linalg.norm(b, axis=1), np.linalg.norm(o, axis=1)
+    den = nb * no
+    # Two all-zero outputs agree exactly (a ReLU output, an empty mask); one zero against a non-zero does not.
+    cos = np.where(den > 0, num / np.where(den > 0, den, 1), np.where((nb == 0) & (no == 0), 1.0, 0.0))
     return {"cosine_mean": float(np.nanmean(cos)), "cosine_min": float(np.min(cos)), "samples": len(cos)}
 
 

@@ -64,6 +64,40 @@ OPTIONS: tuple[Opt, ...] = (
         "csv",
     ),
     Opt("models", "restrict to these models (comma list; default: what each benchmark declares)", "csv"),
+    Opt(
+        "onnx",
+        "benchmark this ONNX file, named after the file or NAME=PATH (repeatable; with no test path given, "
+        "only these files run)",
+        "append",
+        metavar="[NAME=]PATH",
+    ),
+    Opt(
+        "shapes",
+        "input shapes as trtexec writes them, batch first: name:1x3x224x224[,name2:...] (repeatable); sizes "
+        "the dynamic axes of --trt-onnx files; a batch given here is the model's default batch",
+        "append",
+        metavar="SHAPES",
+    ),
+    Opt(
+        "min-shapes",
+        "min shapes of a dynamic profile (trtexec --minShapes form; with --trt-max-shapes)",
+        "append",
+    ),
+    Opt("opt-shapes", "opt shapes of a dynamic profile (default: --trt-shapes, else the max)", "append"),
+    Opt("max-shapes", "max shapes of a dynamic profile (trtexec --maxShapes form)", "append"),
+    Opt(
+        "onnx-task",
+        "what the outputs of --trt-onnx files are: generic (closeness, errors, cosine) or a task",
+        "str",
+        ("generic", "classification", "segmentation", "regression", "embedding"),
+    ),
+    Opt("inputs", "evaluation inputs: an .npz with one array per model input, by name", metavar="NPZ"),
+    Opt("calib-inputs", "int8 calibration inputs: an .npz with one array per model input", metavar="NPZ"),
+    Opt(
+        "reference-outputs",
+        "trusted outputs for --trt-inputs (.npz, one array per output): the baseline every engine is judged by",
+        metavar="NPZ",
+    ),
     Opt("dynamic-batch", "min,opt,max batch of the dynamic profile (default 1,128,256)", "csv"),
     Opt("dynamic-hw", "min,opt,max height/width of dynamic-resolution models (e.g. 320,640,960)", "csv"),
     Opt("hw", "inference resolutions for models with dynamic H/W (comma list)", "csv"),
@@ -301,6 +335,14 @@ class Settings:
     lock_clocks: str | None = None
     json_path: Path | None = None
     shard: tuple[int, int] | None = None
+    onnx_files: list[str] = field(default_factory=list)
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # opt shapes by input name
+    min_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    max_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    onnx_task: str = "generic"
+    inputs_npz: str | None = None
+    calib_npz: str | None = None
+    reference_outputs: str | None = None
     explicit: set[str] = field(default_factory=set)  # options the user set (CLI or ini)
 
     def build_spec(
@@ -440,8 +482,22 @@ def resolve(config: pytest.Config) -> Settings:
         lock_clocks=_lock_clocks(r["lock-clocks"]),
         json_path=Path(r["json"]).expanduser() if r["json"] else None,
         shard=_shard(r["shard"]),
+        onnx_files=list(r["onnx"] or []),
+        onnx_task=_choices("onnx-task", r["onnx-task"], _BY_NAME["onnx-task"].choices or ())[0]
+        if r["onnx-task"]
+        else "generic",
+        inputs_npz=_npz("inputs", r["inputs"]),
+        calib_npz=_npz("calib-inputs", r["calib-inputs"]),
+        reference_outputs=_npz("reference-outputs", r["reference-outputs"]),
         explicit=explicit,
+        **_shape_options(r),
     )
+    if s.reference_outputs and not s.inputs_npz:
+        raise usage(
+            "reference-outputs",
+            s.reference_outputs,
+            "trusted outputs belong to given inputs: pass the inputs they were computed from with --trt-inputs",
+        )
     if s.baseline is not None and not s.baseline.is_file():
         raise usage(
             "baseline",
@@ -476,6 +532,43 @@ def _compute_capability(v: Any, device: Device) -> str:
     if not m:
         raise usage("compute-capability", v, "expected MAJOR.MINOR (e.g. 8.9), SM89 or 'current'")
     return f"{m.group(1)}.{m.group(2)}"
+
+
+def _npz(name: str, v: Any) -> str | None:
+    if v is None:
+        return None
+    p = Path(str(v)).expanduser()
+    if not p.is_file():
+        raise usage(name, str(v), "no such file: pass an .npz written by numpy.savez(path, name=array, ...)")
+    return str(p)
+
+
+def _shape_options(r: dict[str, Any]) -> dict[str, dict[str, tuple[int, ...]]]:
+    """--trt-shapes / --trt-min-shapes / --trt-opt-shapes / --trt-max-shapes, parsed and cross-checked."""
+    from pytest_trt.signature import ShapeSyntaxError, parse_shapes
+
+    try:
+        given = {
+            k: parse_shapes(r[k] or [], f"--trt-{k}")
+            for k in ("shapes", "min-shapes", "opt-shapes", "max-shapes")
+        }
+    except ShapeSyntaxError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    opt = dict(given["shapes"])
+    for name, shape in given["opt-shapes"].items():
+        if name in opt and opt[name] != shape:
+            raise usage("opt-shapes", name, f"--trt-shapes already gives {name} another shape")
+        opt[name] = shape
+    lo, hi = given["min-shapes"], given["max-shapes"]
+    if set(lo) != set(hi):
+        odd = sorted(set(lo) ^ set(hi))
+        raise usage(
+            "min-shapes", ",".join(odd), "give both --trt-min-shapes and --trt-max-shapes for each input"
+        )
+    for name in lo:
+        if len(lo[name]) != len(hi[name]) or any(a > b for a, b in zip(lo[name], hi[name], strict=False)):
+            raise usage("min-shapes", name, f"min {lo[name]} must not exceed max {hi[name]}, axis by axis")
+    return {"shapes": opt, "min_shapes": dict(lo), "max_shapes": dict(hi)}
 
 
 def _shard(v: Any) -> tuple[int, int] | None:

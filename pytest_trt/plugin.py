@@ -47,11 +47,33 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{name}: {text}")
     settings = options.resolve(config)  # UsageError -> pytest exits 4 with the message
     config.stash[SETTINGS_KEY] = settings
+    if settings.onnx_files:
+        _add_onnx_files(config, settings)
     config.stash[SESSION_KEY] = TrtSession(settings, verbose=config.get_verbosity())
     if settings.lock_clocks and not hasattr(config, "workerinput"):
         from pytest_trt import clocks
 
         config.stash[CLOCKS_KEY] = clocks.lock(settings.lock_clocks, settings.device)
+
+
+def _add_onnx_files(config: pytest.Config, settings: options.Settings) -> None:
+    """``--trt-onnx``: register each file as a model and collect the suite that runs them (alone when
+    no test path was given, as ``trtexec --onnx`` needs no test file)."""
+    from pathlib import Path
+
+    from pytest_trt import user_models, user_suite
+
+    try:
+        user_models.register_onnx_files(
+            settings.onnx_files, settings.shapes, settings.min_shapes, settings.max_shapes, settings.onnx_task
+        )
+    except user_models.ModelDeclarationError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    suite = str(Path(user_suite.__file__))
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        config.args[:] = [suite]
+    elif suite not in config.args:
+        config.args.append(suite)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -31,7 +31,13 @@ import onnx
 
 from pytest_trt.cache import ArtifactCache
 from pytest_trt.datasets import Samples
-from pytest_trt.export import OnnxModel, graph_facts, load_checked, onnx_model_from_artifact
+from pytest_trt.export import (
+    OnnxModel,
+    external_files,
+    graph_facts,
+    load_checked,
+    onnx_model_from_artifact,
+)
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 CALIB_METHODS = ("entropy", "minmax", "percentile")
@@ -158,8 +164,12 @@ def graph_recipe(
 class _Reader:
     """onnxruntime CalibrationDataReader over stacked samples, ``batch`` at a time."""
 
-    def __init__(self, input_name: str, x: np.ndarray, batch: int) -> None:
-        self.feeds = [{input_name: x[i : i + batch]} for i in range(0, len(x), batch)]
+    def __init__(self, names: tuple[str, ...], arrays: tuple[np.ndarray, ...], batch: int) -> None:
+        n = len(arrays[0])
+        self.feeds = [
+            {name: a[i : i + batch] for name, a in zip(names, arrays, strict=True)}
+            for i in range(0, n, batch)
+        ]
         self.i = 0
 
     def get_next(self) -> dict[str, np.ndarray] | None:
@@ -187,6 +197,11 @@ def _private_copy(src: Path, prefix: str) -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         private = Path(tmp) / "model.onnx"
         shutil.copyfile(src, private)
+        m = onnx.load(str(src), load_external_data=False)
+        for f in external_files(m, src.parent):  # weights stored beside a user's graph go with it
+            dst = Path(tmp) / f.relative_to(src.parent)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(f, dst)
         yield private
 
 
@@ -226,7 +241,7 @@ _MODELOPT_MAIN = """
 import argparse, sys
 import numpy as np, onnx
 p = argparse.ArgumentParser()
-for k in ("src", "dst", "arg", "input", "calib"):
+for k in ("src", "dst", "arg", "calib"):
     p.add_argument("--" + k, default="")
 a = p.parse_args()
 {body}
@@ -234,14 +249,20 @@ a = p.parse_args()
 
 
 def _modelopt_subprocess(
-    body: str, src: Path, dst: Path, arg: str, input_name: str = "", calib: Samples | None = None
+    body: str,
+    src: Path,
+    dst: Path,
+    arg: str,
+    input_names: tuple[str, ...] = (),
+    calib: Samples | None = None,
 ) -> None:
     with _private_copy(src, "pytest-trt-modelopt-") as private:
-        data = private.with_name("calib.npy")
-        if calib is not None:
-            np.save(data, calib.x)
+        data = private.with_name("calib.npz")
+        if calib is not None:  # arrays by input name: ModelOpt's calibration_data form
+            arrays: dict[str, Any] = dict(zip(input_names, calib.arrays, strict=True))
+            np.savez(data, **arrays)
         cmd = [sys.executable, "-c", _MODELOPT_MAIN.format(body=body), "--src", str(private), "--dst", str(dst),
-               "--arg", arg, "--input", input_name, "--calib", str(data)]  # fmt: skip
+               "--arg", arg, "--calib", str(data)]  # fmt: skip
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=False)
         if p.returncode != 0 or not dst.exists():
             raise RecipeUnavailable(f"NVIDIA ModelOpt failed on {src.name}: {(p.stderr or p.stdout)[-1500:]}")
@@ -250,7 +271,7 @@ def _modelopt_subprocess(
 def _qdq_ort(
     src: Path,
     dst: Path,
-    input_name: str,
+    input_names: tuple[str, ...],
     calib: Samples,
     method: str,
     reduce_range: bool = False,
@@ -269,8 +290,9 @@ def _qdq_ort(
     ]
     # quantize_static writes ``*-inferred.onnx`` beside its input.
     with _private_copy(src, "pytest-trt-qdq-") as private:
-        fixed = static_batch(model, input_name)
-        reader = _Reader(input_name, whole_batches(calib.x, fixed), fixed or 4)
+        fixed = static_batch(model, input_names[0])
+        arrays = tuple(whole_batches(a, fixed) for a in calib.arrays)
+        reader = _Reader(input_names, arrays, fixed or 4)
         _quantize_static(private, dst, reader, method, reduce_range, exclude, float_bias)
 
 
@@ -307,17 +329,17 @@ def _quantize_static(
     )
 
 
-def _qdq_modelopt(src: Path, dst: Path, input_name: str, calib: Samples, method: str) -> None:
-    fixed = static_batch(onnx.load(str(src), load_external_data=False), input_name)
-    calib = Samples(whole_batches(calib.x, fixed), None, calib.source)
+def _qdq_modelopt(src: Path, dst: Path, input_names: tuple[str, ...], calib: Samples, method: str) -> None:
+    fixed = static_batch(onnx.load(str(src), load_external_data=False), input_names[0])
+    calib = calib.with_arrays(tuple(whole_batches(a, fixed) for a in calib.arrays))
     _modelopt_subprocess(
         "from modelopt.onnx.quantization import quantize\n"
-        "quantize(onnx_path=a.src, quantize_mode='int8', calibration_data={a.input: np.load(a.calib)}, "
+        "quantize(onnx_path=a.src, quantize_mode='int8', calibration_data=dict(np.load(a.calib)), "
         "calibration_method=a.arg, output_path=a.dst)",
         src,
         dst,
         "max" if method == "minmax" else "entropy",
-        input_name,
+        input_names,
         calib,
     )
 
@@ -344,13 +366,13 @@ def apply_graph_recipe(
                 _autocast(base.path, out, recipe.precision)
             elif recipe.tool == "modelopt.quantize":
                 assert calib is not None
-                _qdq_modelopt(base.path, out, base.input_name, calib, recipe.calib_method or "entropy")
+                _qdq_modelopt(base.path, out, _names(base), calib, recipe.calib_method or "entropy")
             else:
                 assert calib is not None
                 _qdq_ort(
                     base.path,
                     out,
-                    base.input_name,
+                    _names(base),
                     calib,
                     recipe.calib_method or "entropy",
                     recipe.details.get("weight_bits") == 7,
@@ -364,6 +386,10 @@ def apply_graph_recipe(
 
     art = cache.get_or_build(f"onnx-{recipe.graph}", key, ".onnx", build)
     return onnx_model_from_artifact(art, base.opset)
+
+
+def _names(model: OnnxModel) -> tuple[str, ...]:
+    return model.input_names or (model.input_name,)
 
 
 def _tool_versions(tool: str) -> dict[str, str]:

@@ -3,17 +3,19 @@ in use, shared by the tests of one pytest process (``trt_session``).  Each artif
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import traceback
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from pytest_trt import backends, datasets, jetson, metrics, reference, zoo
+from pytest_trt import backends, datasets, jetson, metrics, onnx_models, reference, user_data, zoo
 from pytest_trt.backends.base import BuildContext, BuildFailed, BuiltNotRunnable, Engine
 from pytest_trt.cache import ArtifactCache
 from pytest_trt.export import ExportSettings, OnnxModel, export_onnx
@@ -27,9 +29,11 @@ REFERENCE_CACHE_BYTES = 2 << 30  # same-recipe reference outputs kept in host me
 @dataclass
 class Baseline:
     samples: datasets.Samples
-    outputs: np.ndarray
+    outputs: list[np.ndarray]  # one array per model output
     seconds: float
     noise: dict[str, Any]
+    names: list[str]  # the outputs' names
+    kind: str = "PyTorch fp32 (strict)"  # what computed them
 
 
 class TrtSession:
@@ -42,6 +46,7 @@ class TrtSession:
         self.records: dict[str, dict[str, Any]] = {}
         self._models: dict[str, tuple[nn.Module, str]] = {}
         self._onnx: dict[tuple[Any, ...], OnnxModel] = {}
+        self._onnx_sha: dict[str, str] = {}
         self._baselines: dict[tuple[Any, ...], Baseline] = {}
         self._engine: tuple[tuple[Any, ...], Engine] | None = None
         self._failed: dict[tuple[Any, ...], BuildFailed | BuiltNotRunnable] = {}
@@ -54,6 +59,15 @@ class TrtSession:
         self.on_jetson = jetson.board() is not None
 
     # -- models and artifacts ------------------------------------------------------------------
+    def weights(self, name: str) -> str:
+        """Where the model's weights come from, as every result records it."""
+        spec = zoo.get(name)
+        if spec.is_onnx:
+            if name not in self._onnx_sha:
+                self._onnx_sha[name] = onnx_models.content_sha256(onnx_models.read_graph(str(spec.onnx_path)))
+            return f"onnx-file:{Path(str(spec.onnx_path)).name}@{self._onnx_sha[name][:12]}"
+        return self.model(name)[1]
+
     def model(self, name: str) -> tuple[nn.Module, str]:
         if name not in self._models:
             self._models[name] = zoo.load_model(
@@ -75,7 +89,18 @@ class TrtSession:
     def input_shape(self, case: Case) -> tuple[int, ...]:
         return zoo.get(case.model).input.with_hw(case.hw)
 
+    def input_shapes(self, case: Case) -> list[tuple[int, ...]]:
+        spec = zoo.get(case.model)
+        return [i.with_hw(case.hw) if i.hw_range else i.shape for i in spec.inputs]
+
     def onnx(self, case: Case, req: Request) -> OnnxModel:
+        spec = zoo.get(case.model)
+        if spec.is_onnx:
+            static = case.batch if case.profile == "static" else None
+            okey: tuple[Any, ...] = (case.model, static)
+            if okey not in self._onnx:
+                self._onnx[okey] = onnx_models.prepared(self.cache, spec, static)
+            return self._onnx[okey]
         hw_range = hw_range_for(case, self.settings, req)
         es = ExportSettings(
             dynamic_batch=case.profile == "dynamic",
@@ -91,11 +116,34 @@ class TrtSession:
 
     def eval_samples(self, case: Case) -> datasets.Samples:
         spec = zoo.get(case.model)
-        return datasets.eval_samples(self.data, self.input_shape(case), spec.data, spec.input.vocab)
+        if self.settings.inputs_npz:
+            return self._npz(case, self.settings.inputs_npz, "--trt-inputs")
+        if spec.is_onnx or not spec.input.is_float:
+            return datasets.synthetic_inputs(
+                spec.inputs, self.input_shapes(case), self.data.eval_samples, self.data.seed
+            )
+        first = datasets.eval_samples(self.data, self.input_shape(case), spec.data, spec.input.vocab)
+        return datasets.complete(first, spec.inputs, self.input_shapes(case), self.data.seed)
 
     def calibration(self, case: Case) -> datasets.Samples:
         spec = zoo.get(case.model)
-        return datasets.calibration_samples(self.data, self.input_shape(case), spec.data, spec.input.vocab)
+        if self.settings.calib_npz:
+            return self._npz(case, self.settings.calib_npz, "--trt-calib-inputs")
+        seed = self.data.seed + 10_007
+        if spec.is_onnx or not spec.input.is_float:
+            return datasets.synthetic_inputs(
+                spec.inputs, self.input_shapes(case), self.data.calib_samples, seed
+            )
+        first = datasets.calibration_samples(self.data, self.input_shape(case), spec.data, spec.input.vocab)
+        return datasets.complete(first, spec.inputs, self.input_shapes(case), seed)
+
+    def _npz(self, case: Case, path: str, what: str) -> datasets.Samples:
+        spec = zoo.get(case.model)
+        # Axes a profile leaves open (dynamic resolution, a user's min..max range) may take any size.
+        dynamic = [
+            [ax for ax, _ in i.ranges] + (list(i.size_axes) if i.hw_range else []) for i in spec.inputs
+        ]
+        return user_data.load_inputs(path, spec.inputs, self.input_shapes(case), what, dynamic)
 
     def reference(self, case: Case, req: Request, engine: Engine, gate_class: str) -> reference.Reference:
         """The same-recipe reference for ``case`` (computed once per model, resolution and recipe)."""
@@ -108,26 +156,38 @@ class TrtSession:
             self._references.move_to_end(key)
             return self._references[key]
         dev = self.settings.device
-        kind = reference.describe(gate_class, dev.torch)
+        spec = zoo.get(case.model)
+        kind = reference.describe(gate_class, dev.torch, spec.is_onnx)
         base = self.baseline(case)
+        s = self.settings
         try:
             if gate_class == "fp32":
-                ref = reference.Reference(kind, base.outputs)
+                ref = reference.Reference(base.kind, base.outputs)
             elif gate_class == "tf32" and not dev.is_cuda:
                 ref = reference.unavailable(kind, "TF32 exists only on CUDA devices")
+            elif gate_class == "tf32" and spec.is_onnx:
+                ref = reference.unavailable(
+                    kind, "a TF32 reference needs a PyTorch module; this model is an ONNX file"
+                )
+            elif gate_class in ("fp16", "bf16") and spec.is_onnx:
+                ref_recipe, exact = reference.own_graph(
+                    recipe, lambda: graph_recipe(gate_class, s.calib_method, s.recipe_tool)
+                )
+                graph = apply_graph_recipe(self.cache, self.onnx(case, req), ref_recipe)
+                out = reference.graph_outputs(graph.path, base.samples.arrays)
+                ref = reference.Reference(f"{kind}: {ref_recipe.name}", out, exact=exact)
             elif gate_class in ("tf32", "fp16", "bf16"):
                 module, _ = self.model(case.model)
-                out = reference.torch_outputs(module, base.samples.x, dev.torch, gate_class)
+                out = reference.torch_outputs(module, base.samples.arrays, dev.torch, gate_class)
                 ref = reference.Reference(kind, out)
             elif gate_class == "int8":
-                s = self.settings
-                ref_recipe, exact = reference.int8_graph(
+                ref_recipe, exact = reference.own_graph(
                     recipe, lambda: graph_recipe("int8", s.calib_method, s.recipe_tool)
                 )
                 graph = apply_graph_recipe(
                     self.cache, self.onnx(case, req), ref_recipe, self.calibration(case)
                 )
-                out = reference.graph_outputs(graph.path, base.samples.x)
+                out = reference.graph_outputs(graph.path, base.samples.arrays)
                 ref = reference.Reference(f"{kind}: {ref_recipe.name}", out, exact=exact)
             else:
                 ref = reference.unavailable(kind, f"no reference is defined for {gate_class}")
@@ -136,41 +196,72 @@ class TrtSession:
         self._references[key] = ref
         while (
             len(self._references) > 1
-            and sum(r.outputs.nbytes for r in self._references.values() if r.outputs is not None)
+            and sum(
+                sum(o.nbytes for o in r.outputs) for r in self._references.values() if r.outputs is not None
+            )
             > REFERENCE_CACHE_BYTES
         ):
             self._references.popitem(last=False)  # least recently used first
         return ref
 
     def baseline(self, case: Case) -> Baseline:
-        """PyTorch fp32 outputs on the evaluation samples, computed twice to expose baseline noise."""
+        """fp32 outputs on the evaluation samples, computed twice to expose baseline noise: PyTorch's
+        strict fp32, or ONNX Runtime's unfused CPU run for a model that is only an ONNX file; the
+        user's trusted outputs (``--trt-reference-outputs``) replace them when given."""
         key = (case.model, case.hw)
         if key in self._baselines:
             return self._baselines[key]
-        module, _ = self.model(case.model)
+        spec = zoo.get(case.model)
         samples = self.eval_samples(case)
+        if spec.is_onnx:
+            kind = reference.describe("fp32", "cpu", onnx_only=True)
+            path = Path(str(spec.onnx_path))
+            t0 = time.perf_counter()
+            first = reference.graph_outputs(path, samples.arrays)
+            seconds = time.perf_counter() - t0
+            second = reference.graph_outputs(path, samples.arrays)
+            names = list(spec.output_names)
+        else:
+            kind = "strict fp32 baseline (PyTorch)"
+            first, second, seconds = self._torch_baseline(case, samples)
+            names = list(spec.output_names) or (
+                [spec.output_name] if len(first) == 1 else [f"output_{i}" for i in range(len(first))]
+            )
+        noise = {
+            "deterministic": all(np.array_equal(a, b) for a, b in zip(first, second, strict=True)),
+            "max_abs_diff": max(
+                float(np.max(np.abs(a - b))) if a.size else 0.0 for a, b in zip(first, second, strict=True)
+            ),
+            "closeness": metrics.closeness(first[0], second[0]),
+        }
+        if self.settings.reference_outputs:
+            trusted = user_data.load_outputs(self.settings.reference_outputs, names, first)
+            noise["fp32_vs_user_reference"] = {
+                n: metrics.rel_l2(a, t, t) for n, a, t in zip(names, first, trusted, strict=True)
+            }
+            kind = f"user reference outputs ({Path(self.settings.reference_outputs).name})"
+            first = trusted
+        b = Baseline(samples, first, seconds, noise, names, kind)
+        self._baselines[key] = b
+        return b
+
+    def _torch_baseline(
+        self, case: Case, samples: datasets.Samples
+    ) -> tuple[list[np.ndarray], list[np.ndarray], float]:
+        module, _ = self.model(case.model)
         dev = self.settings.device.torch
         prev = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = (
-            False  # strict fp32 reference
-        )
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False  # strict fp32
         try:
             m = module.to(dev)
             t0 = time.perf_counter()
-            first = _forward(m, samples.x, dev)
+            first = _forward(m, samples.arrays, dev)
             seconds = time.perf_counter() - t0
-            second = _forward(m, samples.x, dev)
+            second = _forward(m, samples.arrays, dev)
             module.to("cpu")
         finally:
             torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = prev
-        noise = {
-            "deterministic": bool(np.array_equal(first, second)),
-            "max_abs_diff": float(np.max(np.abs(first - second))) if first.size else 0.0,
-            "closeness": metrics.closeness(first, second),
-        }
-        b = Baseline(samples, first, seconds, noise)
-        self._baselines[key] = b
-        return b
+        return first, second, seconds
 
     # -- engines -------------------------------------------------------------------------------
     def engine(self, case: Case, req: Request) -> Engine:
@@ -185,6 +276,9 @@ class TrtSession:
         spec = settings.build_spec(
             case.precision, case.profile, case.batch, case.opt_level, case.hw, hw_range
         )
+        model_spec = zoo.get(case.model)
+        if model_spec.batch_range is not None:  # the user's own min/max shapes set the batch profile
+            spec = dataclasses.replace(spec, batch_range=model_spec.batch_range)
         backend = backends.get(case.backend)
         onnx_model = self.onnx(case, req) if backend.consumes_onnx else None
         ctx = BuildContext(
@@ -229,23 +323,24 @@ def _fresh_copy(module: nn.Module) -> nn.Module:
 
 
 @torch.inference_mode()
-def _forward(module: nn.Module, x: np.ndarray, device: str, chunk: int = 16) -> np.ndarray:
+def _forward(module: nn.Module, xs: tuple[np.ndarray, ...], device: str, chunk: int = 16) -> list[np.ndarray]:
     outs = []
-    for i in range(0, len(x), chunk):
-        y = module(torch.from_numpy(x[i : i + chunk]).to(device))
-        if isinstance(y, dict):
-            y = y["out"]
-        outs.append(y.float().cpu().numpy())
-    return np.concatenate(outs)
+    for i in range(0, len(xs[0]), chunk):
+        y = module(*(torch.from_numpy(a[i : i + chunk]).to(device) for a in xs))
+        outs.append(
+            [
+                t.float().cpu().numpy() if t.is_floating_point() else t.cpu().numpy()
+                for t in reference.as_list(y)
+            ]
+        )
+    return reference.stack(outs)
 
 
-def engine_outputs(engine: Engine, x: np.ndarray, batch: int, static: bool) -> np.ndarray:
-    """Run ``x`` through the engine in chunks of ``batch`` (padding the last chunk for static engines)."""
+def engine_outputs(engine: Engine, samples: datasets.Samples, batch: int, static: bool) -> list[np.ndarray]:
+    """Run every sample through the engine, ``batch`` at a time (the last chunk padded for static
+    engines); one array per output."""
     outs = []
-    for i in range(0, len(x), batch):
-        chunk = x[i : i + batch]
-        n = len(chunk)
-        if static and n < batch:
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - n, axis=0)])
-        outs.append(engine.run(chunk)[0][:n])
-    return np.concatenate(outs)
+    for i in range(0, len(samples), batch):
+        n = min(batch, len(samples) - i)
+        outs.append([o[:n] for o in engine.run(samples.take(i, i + batch, batch if static else None))])
+    return reference.stack(outs)

@@ -20,31 +20,11 @@ import torch
 from torch import nn
 
 from pytest_trt import networks
+from pytest_trt.signature import InputSpec
 
-TASKS = ("classification", "segmentation", "regression", "embedding")
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """Per-sample input (batch excluded). ``hw_range`` makes height/width dynamic (min, opt, max)."""
-
-    shape: tuple[int, ...]
-    name: str = "input"
-    dtype: str = "float32"
-    hw_range: tuple[int, int, int] | None = None
-    hw_multiple: int = 1  # H and W must be multiples of this (U-Net pooling depth)
-    size_axes: tuple[int, ...] = (1, 2)  # sample axes the resolution parameter sets: (H, W), or (seq,)
-    size_unit: str = "px"  # how the resolution appears in ids: 512px, 128tok
-    vocab: int | None = None  # integer token inputs: ids drawn from [1000, vocab)
-
-    def with_hw(self, hw: int | None) -> tuple[int, ...]:
-        if hw is None or not all(a < len(self.shape) for a in self.size_axes):
-            return self.shape
-        return tuple(hw if i in self.size_axes else d for i, d in enumerate(self.shape))
-
-    @property
-    def default_size(self) -> int:
-        return self.shape[self.size_axes[0]]
+# "generic": any tensors (a user's graph with no declared task): closeness, errors and cosine only.
+TASKS = ("classification", "segmentation", "regression", "embedding", "generic")
+__all__ = ["InputSpec", "ModelSpec", "get", "load_model", "names", "register"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +45,29 @@ class ModelSpec:
         None  # a state dict to download (torch hub cache), for models outside torchvision
     )
     weights_source: str = ""  # how in-package weights (``trainer``) are named in results
+    # -- models declared by users (pytest_trt.register_model, --trt-onnx) ---------------------------
+    extra_inputs: tuple[InputSpec, ...] = ()  # inputs after the first, in forward/graph order
+    onnx_path: str | None = None  # the model *is* this ONNX file: no PyTorch module behind it
+    output_names: tuple[str, ...] = ()  # names for the exported outputs (default: output_name)
+    fixed_batch: int | None = None  # the graph's batch axis is fixed at this size
+    batch_range: tuple[int, int, int] | None = None  # its own dynamic batch profile (min/opt/max shapes)
+    batches: tuple[int, ...] | None = None  # its own default batch sizes (a batch in --trt-shapes)
+    trained: bool = True  # user models: False if the factory makes random weights (the rule judges)
+    user: bool = False  # declared by the user: checked at collection (pytest_trt.user_models)
+
+    @property
+    def inputs(self) -> tuple[InputSpec, ...]:
+        return (self.input, *self.extra_inputs)
+
+    @property
+    def is_onnx(self) -> bool:
+        return self.onnx_path is not None
+
+    @property
+    def exported_output_names(self) -> list[str] | None:
+        if self.output_names:
+            return list(self.output_names)
+        return [self.output_name] if not self.user else None
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -77,6 +80,10 @@ def register(spec: ModelSpec) -> ModelSpec:
         raise ValueError(f"model {spec.name!r} is already registered")
     _REGISTRY[spec.name] = spec
     return spec
+
+
+def unregister(name: str) -> None:
+    _REGISTRY.pop(name, None)
 
 
 def get(name: str) -> ModelSpec:
@@ -356,8 +363,13 @@ def load_model(
     seeded random weights when that fails; the source then says why.  ``known_failure`` is a download
     failure already seen this session (it is not retried).
     """
+    if spec.is_onnx:
+        raise WeightsUnavailable(f"model {spec.name} is an ONNX file: it has no PyTorch module to load")
     torch.manual_seed(seed)
     model = spec.factory()
+    if spec.user and not weights.startswith("file:"):
+        # The user's factory made the module with its weights: never replaced, never re-estimated.
+        return model.eval(), ("user-module" if spec.trained else "random(user-module)")
     if weights == "auto":
         if not has_published_weights(spec):
             return _random(model, spec, seed), f"random(seed={seed})+bn-stats"

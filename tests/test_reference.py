@@ -21,12 +21,12 @@ def _session() -> session.TrtSession:
     module = networks.TinyCNN(3, 10).eval()
     samples = datasets.synthetic((3, 32, 32), 6, 0)
     with torch.no_grad():
-        base = module(torch.from_numpy(samples.x)).numpy()
+        base = [module(torch.from_numpy(samples.x)).numpy()]
     s = object.__new__(session.TrtSession)
     s.settings = types.SimpleNamespace(device=Device("cpu"), calib_method="entropy", recipe_tool="ort")
     s._references = OrderedDict()
     s.model = lambda name: (module, "random(seed=0)")  # type: ignore[method-assign]
-    s.baseline = lambda case: session.Baseline(samples, base, 0.0, {})  # type: ignore[method-assign]
+    s.baseline = lambda case: session.Baseline(samples, base, 0.0, {}, ["output"])  # type: ignore[method-assign]
     return s
 
 
@@ -42,7 +42,7 @@ def test_each_precision_gets_its_own_recipe_and_tf32_needs_cuda() -> None:
     tf32 = s.reference(case, Request(), _engine("fp32"), "tf32")  # type: ignore[arg-type]
     assert fp16.kind == "PyTorch fp16 on cpu" and fp16.outputs is not None
     base = s.baseline(case).outputs
-    err = np.linalg.norm(fp16.outputs - base) / np.linalg.norm(base)
+    err = np.linalg.norm(fp16.outputs[0] - base[0]) / np.linalg.norm(base[0])
     assert 0 < err < 1e-2  # really computed in fp16: close to fp32, not equal to it
     assert fp32.outputs is base
     assert tf32.outputs is None and tf32.reason == "TF32 exists only on CUDA devices"
@@ -54,7 +54,7 @@ def test_the_reference_cache_is_bounded_by_size(monkeypatch: pytest.MonkeyPatch)
         Case("tinycnn", "onnxruntime", "fp16", "dynamic", 4, 3, None), Request(), _engine("fp16"), "fp16"
     )  # type: ignore[arg-type]
     assert one.outputs is not None
-    monkeypatch.setattr(session, "REFERENCE_CACHE_BYTES", int(one.outputs.nbytes * 1.5))
+    monkeypatch.setattr(session, "REFERENCE_CACHE_BYTES", int(one.outputs[0].nbytes * 1.5))
     s.reference(
         Case("tinycnn", "onnxruntime", "bf16", "dynamic", 4, 3, None), Request(), _engine("bf16"), "bf16"
     )  # type: ignore[arg-type]

@@ -150,8 +150,15 @@ class BuildContext:
     verbose: int = 0
 
 
+Inputs = np.ndarray | Sequence[np.ndarray]  # one array per model input, in the model's input order
+
+
+def as_arrays(x: Inputs) -> list[np.ndarray]:
+    return [x] if isinstance(x, np.ndarray) else list(x)
+
+
 class Feed(abc.ABC):
-    """Input buffers for one batch: a host copy (pinned on CUDA) and a device copy."""
+    """Input buffers for one batch: a host copy (pinned on CUDA) and a device copy of every input."""
 
     batch: int
 
@@ -161,8 +168,8 @@ class Engine(abc.ABC):
     device: Device
 
     @abc.abstractmethod
-    def make_feed(self, x: np.ndarray) -> Feed:
-        """Allocate buffers for input ``x`` and put it on the device (untimed)."""
+    def make_feed(self, x: Inputs) -> Feed:
+        """Allocate buffers for the inputs ``x`` and put them on the device (untimed)."""
 
     @abc.abstractmethod
     def h2d(self, feed: Feed) -> None:
@@ -189,7 +196,7 @@ class Engine(abc.ABC):
         """Capture ``infer(feed)`` into a CUDA graph replayed by later calls; False if not possible."""
         return False
 
-    def run(self, x: np.ndarray) -> list[np.ndarray]:
+    def run(self, x: Inputs) -> list[np.ndarray]:
         """Synchronous convenience: host input in, host outputs out (for quality evaluation)."""
         feed = self.make_feed(x)
         out = self.d2h(self.infer(feed))
@@ -215,6 +222,8 @@ class Backend(abc.ABC):
         """The reason this configuration cannot run with this backend here, or None."""
         if spec.precision not in self.precisions:
             return f"{self.name} backend does not run {spec.precision} (it runs {', '.join(self.precisions)})"
+        if model.is_onnx and not self.consumes_onnx:
+            return f"{self.name} runs a PyTorch module; {model.name} is an ONNX file (use onnxruntime or tensorrt)"
         return None
 
     @abc.abstractmethod

@@ -23,7 +23,9 @@ from pytest_trt.backends.base import (
     Engine,
     EngineInfo,
     Feed,
+    Inputs,
     Unsupported,
+    as_arrays,
 )
 from pytest_trt.recipes import (
     Recipe,
@@ -36,9 +38,12 @@ from pytest_trt.zoo import ModelSpec
 
 
 class OrtFeed(Feed):
-    def __init__(self, x: np.ndarray) -> None:
-        self.x = np.ascontiguousarray(x, dtype=np.float32 if x.dtype.kind == "f" else x.dtype)
-        self.batch = int(x.shape[0])
+    def __init__(self, names: list[str], x: Inputs) -> None:
+        arrays = as_arrays(x)
+        if len(arrays) != len(names):
+            raise ValueError(f"the model takes {len(names)} inputs ({', '.join(names)}); {len(arrays)} given")
+        self.feed = {n: np.ascontiguousarray(a) for n, a in zip(names, arrays, strict=True)}
+        self.batch = int(arrays[0].shape[0])
 
 
 class OrtEngine(Engine):
@@ -46,17 +51,17 @@ class OrtEngine(Engine):
         self.session = session
         self.device = device
         self.info = info
-        self.input_name = session.get_inputs()[0].name
+        self.input_names = [i.name for i in session.get_inputs()]
 
-    def make_feed(self, x: np.ndarray) -> OrtFeed:
-        return OrtFeed(x)
+    def make_feed(self, x: Inputs) -> OrtFeed:
+        return OrtFeed(self.input_names, x)
 
     def h2d(self, feed: Feed) -> None:
         """Inputs stay in host memory: ORT copies them itself (``io = host``)."""
 
     def infer(self, feed: Feed) -> Any:
         assert isinstance(feed, OrtFeed)
-        return self.session.run(None, {self.input_name: feed.x})
+        return self.session.run(None, feed.feed)
 
     def d2h(self, out: Any) -> list[np.ndarray]:
         return [np.asarray(o) for o in out]

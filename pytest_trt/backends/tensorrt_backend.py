@@ -20,6 +20,7 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -216,7 +217,7 @@ def make_progress_monitor(label: str, quiet: bool) -> Any:
     return PhaseLines()
 
 
-def _entropy_calibrator(samples: Samples, batch: int, cache_path: Path) -> Any:
+def _entropy_calibrator(samples: Samples, batch: int, cache_path: Path, input_names: list[str]) -> Any:
     """Implicit-int8 calibrator (8.6 / 10.x only) feeding CUDA tensors, with a calibration cache."""
     import torch
 
@@ -229,7 +230,7 @@ def _entropy_calibrator(samples: Samples, batch: int, cache_path: Path) -> Any:
     class Calib(base):  # type: ignore[misc,valid-type,unused-ignore]
         def __init__(self) -> None:
             base.__init__(self)
-            self.batches = [samples.x[i : i + batch] for i in range(0, len(samples) - batch + 1, batch)]
+            self.batches = [samples.take(i, i + batch) for i in range(0, len(samples) - batch + 1, batch)]
             self.i = 0
             self.keep: Any = None
 
@@ -240,9 +241,10 @@ def _entropy_calibrator(samples: Samples, batch: int, cache_path: Path) -> Any:
         def get_batch(self, names: list[str]) -> list[int] | None:  # base is Any: no override check
             if self.i >= len(self.batches):
                 return None
-            self.keep = torch.from_numpy(np.ascontiguousarray(self.batches[self.i])).cuda()
+            by_name = dict(zip(input_names, self.batches[self.i], strict=True))
+            self.keep = [torch.from_numpy(np.ascontiguousarray(by_name[n])).cuda() for n in names]
             self.i += 1
-            return [int(self.keep.data_ptr())]
+            return [int(t.data_ptr()) for t in self.keep]
 
         def read_calibration_cache(self) -> bytes | None:
             return cache_path.read_bytes() if cache_path.exists() else None
@@ -253,25 +255,16 @@ def _entropy_calibrator(samples: Samples, batch: int, cache_path: Path) -> Any:
     return Calib()
 
 
-def _shape_triplet(dims: Any, spec: BuildSpec, model: ModelSpec) -> tuple[tuple[int, ...], ...]:
-    """min/opt/max shapes for one network input whose build-time dims may hold -1."""
-    b = spec.build_batches
-    hw_fixed = spec.hw or model.input.default_size
-    hw = spec.hw_range if spec.hw_range else ((hw_fixed,) * 3 if hw_fixed else None)
-    shapes = []
-    for k in range(3):
-        s = []
-        for axis, d in enumerate(dims):
-            if d >= 0:
-                s.append(int(d))
-            elif axis == 0:
-                s.append(b[k])
-            elif (axis - 1) in model.input.size_axes and hw is not None:
-                s.append(hw[k])
-            else:
-                s.append(int(model.input.shape[axis - 1]))
-        shapes.append(tuple(s))
-    return tuple(shapes)
+def _shape_triplet(name: str, dims: Any, spec: BuildSpec, model: ModelSpec) -> tuple[tuple[int, ...], ...]:
+    """min/opt/max shapes for the network input ``name``, whose build-time dims may hold -1: the
+    declared input of that name gives the profile, the network's fixed dims win."""
+    inp = next((i for i in model.inputs if i.name == name), model.input)
+    declared = inp.triplet(spec.build_batches, spec.hw, spec.hw_range)
+    if len(declared[0]) != len(dims):
+        raise BuildFailed(
+            f"network input {name!r} has rank {len(dims)}; {model.name} declares rank {len(declared[0])}"
+        )
+    return tuple(tuple(int(d) if d >= 0 else s[axis] for axis, d in enumerate(dims)) for s in declared)
 
 
 _HW_COMPAT = {
@@ -333,7 +326,7 @@ def configure_builder(
     if dynamic:
         profile = builder.create_optimization_profile()
         for inp in dynamic:
-            lo, opt, hi = _shape_triplet(inp.shape, spec, model)
+            lo, opt, hi = _shape_triplet(inp.name, inp.shape, spec, model)
             profile.set_shape(inp.name, lo, opt, hi)
         if config.add_optimization_profile(profile) < 0:
             raise BuildFailed(f"TensorRT rejected the optimization profile {lo} / {opt} / {hi}")
@@ -391,7 +384,10 @@ def build_plan(
             raise BuildFailed("int8 (implicit) needs calibration samples")
         if not hasattr(config, "int8_calibrator"):
             raise Unsupported(f"TensorRT {trt.__version__} has no int8 calibrator; use --trt-typing strong")
-        config.int8_calibrator = _entropy_calibrator(calibration, spec.build_batches[1], calib_cache_path)
+        names = [network.get_input(i).name for i in range(network.num_inputs)]
+        config.int8_calibrator = _entropy_calibrator(
+            calibration, spec.build_batches[1], calib_cache_path, names
+        )
         if profile is not None and hasattr(config, "set_calibration_profile"):
             config.set_calibration_profile(profile)
     monitor = make_progress_monitor(f"{model.name} {recipe.name}", quiet)
@@ -438,7 +434,9 @@ def _derived_key(kind: str, parts: dict[str, Any]) -> str:
 class TrtEngine(TorchIOEngine):
     """A deserialized plan and one execution context, run with the name-based I/O API."""
 
-    def __init__(self, engine: Any, device: Device, info: EngineInfo, logger: Any) -> None:
+    def __init__(
+        self, engine: Any, device: Device, info: EngineInfo, logger: Any, input_order: Sequence[str] = ()
+    ) -> None:
         super().__init__(device)
         import torch
 
@@ -447,7 +445,9 @@ class TrtEngine(TorchIOEngine):
         self.info = info
         self.context = engine.create_execution_context()
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
-        self.inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        # Feeds are positional in the ONNX graph's input order; the engine's own order is not promised.
+        self.inputs = [n for n in input_order if n in inputs] + [n for n in inputs if n not in input_order]
         self.outputs_names = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
         self.t2t = {
             trt.float32: torch.float32,
@@ -461,24 +461,32 @@ class TrtEngine(TorchIOEngine):
             if hasattr(trt, a):
                 self.t2t[getattr(trt, a)] = getattr(torch, a)
         self.input_dtype = self.t2t[engine.get_tensor_dtype(self.inputs[0])]
-        self._bound: tuple[int, tuple[int, ...]] | None = None
+        self._bound: tuple[tuple[int, tuple[int, ...]], ...] | None = None
         self._out: dict[str, Any] = {}
         self._graph: Any = None
         self._graph_feed: TorchFeed | None = None
 
+    def feed_dtype(self, index: int, host: Any) -> Any:
+        """Each input is fed as the engine declares it (8.6 turns int64 inputs into int32)."""
+        return self.t2t[self.engine.get_tensor_dtype(self.inputs[index])]
+
     def _bind(self, feed: TorchFeed) -> None:
         import torch
 
-        key = (feed.dev.data_ptr(), tuple(feed.dev.shape))
+        key = tuple((d.data_ptr(), tuple(d.shape)) for d in feed.devs)
         if self._bound == key:
             return
-        name = self.inputs[0]
-        if not self.context.set_input_shape(name, tuple(feed.dev.shape)):
+        if len(feed.devs) != len(self.inputs):
             raise RuntimeError(
-                f"input shape {tuple(feed.dev.shape)} is outside the engine's profile for {name!r}"
+                f"the engine takes {len(self.inputs)} inputs ({self.inputs}); {len(feed.devs)} fed"
             )
-        if not self.context.set_tensor_address(name, feed.dev.data_ptr()):
-            raise RuntimeError(f"set_tensor_address failed for input {name!r}")
+        for name, dev in zip(self.inputs, feed.devs, strict=True):
+            if not self.context.set_input_shape(name, tuple(dev.shape)):
+                raise RuntimeError(
+                    f"input shape {tuple(dev.shape)} is outside the engine's profile for {name!r}"
+                )
+            if not self.context.set_tensor_address(name, dev.data_ptr()):
+                raise RuntimeError(f"set_tensor_address failed for input {name!r}")
         missing = self.context.infer_shapes()
         if missing:
             raise RuntimeError(f"TensorRT inputs not specified: {missing}")
@@ -694,7 +702,7 @@ class TensorRTBackend(Backend):
         info.device_memory_bytes = facts.pop("device_memory_bytes", None)
         info.engine_params = facts.pop("engine_params", None)
         info.extra.update(facts)
-        return TrtEngine(engine, ctx.device, info, logger)
+        return TrtEngine(engine, ctx.device, info, logger, ctx.onnx.input_names)
 
 
 class TensorRTRTXBackend(TensorRTBackend):

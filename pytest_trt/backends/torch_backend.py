@@ -52,7 +52,7 @@ class TorchEngine(TorchIOEngine):
                 self._graph.replay()
             return self._graph_out
         with self.on_stream():
-            return self.module(feed.dev)
+            return self.module(*feed.devs)
 
     def capture_graph(self, feed: Feed) -> bool:
         assert isinstance(feed, TorchFeed)
@@ -64,7 +64,7 @@ class TorchEngine(TorchIOEngine):
                 self.sync()
                 g = torch.cuda.CUDAGraph()
                 with torch.cuda.graph(g, stream=self._stream):
-                    out = self.module(feed.dev)
+                    out = self.module(*feed.devs)
         except RuntimeError as exc:
             self.info.warnings.append(f"CUDA graph capture refused: {exc}")
             return False

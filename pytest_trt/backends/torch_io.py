@@ -13,14 +13,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from pytest_trt.backends.base import Device, Engine, Feed
+from pytest_trt.backends.base import Device, Engine, Feed, Inputs, as_arrays
 
 
 class TorchFeed(Feed):
-    def __init__(self, host: torch.Tensor, dev: torch.Tensor) -> None:
-        self.host = host
-        self.dev = dev
-        self.batch = int(dev.shape[0])
+    def __init__(self, hosts: list[torch.Tensor], devs: list[torch.Tensor]) -> None:
+        self.hosts = hosts
+        self.devs = devs
+        self.batch = int(devs[0].shape[0])
+
+    @property
+    def dev(self) -> torch.Tensor:
+        return self.devs[0]
 
 
 class TorchIOEngine(Engine):
@@ -45,22 +49,29 @@ class TorchIOEngine(Engine):
             with torch.cuda.stream(self._stream):
                 yield
 
-    def make_feed(self, x: np.ndarray) -> TorchFeed:
-        host = torch.from_numpy(np.ascontiguousarray(x))
-        if host.is_floating_point():  # token ids stay integers; only real-valued inputs follow the precision
-            host = host.to(self.input_dtype)
-        if self.device.is_cuda:
-            host = host.pin_memory()
-        with self.on_stream():
-            dev = host.to(self.device.torch, non_blocking=True)
+    def feed_dtype(self, index: int, host: torch.Tensor) -> torch.dtype:
+        """The dtype input ``index`` is fed as: real-valued inputs follow the precision, ids stay integers."""
+        return self.input_dtype if host.is_floating_point() else host.dtype
+
+    def make_feed(self, x: Inputs) -> TorchFeed:
+        hosts, devs = [], []
+        for i, a in enumerate(as_arrays(x)):
+            host = torch.from_numpy(np.ascontiguousarray(a))
+            host = host.to(self.feed_dtype(i, host))
+            if self.device.is_cuda:
+                host = host.pin_memory()
+            with self.on_stream():
+                devs.append(host.to(self.device.torch, non_blocking=True))
+            hosts.append(host)
         self.sync()
-        return TorchFeed(host, dev)
+        return TorchFeed(hosts, devs)
 
     def h2d(self, feed: Feed) -> None:
         assert isinstance(feed, TorchFeed)
         if self.device.is_cuda:
             with self.on_stream():
-                feed.dev.copy_(feed.host, non_blocking=True)
+                for dev, host in zip(feed.devs, feed.hosts, strict=True):
+                    dev.copy_(host, non_blocking=True)
 
     def outputs(self, out: Any) -> list[torch.Tensor]:
         if isinstance(out, torch.Tensor):
@@ -85,7 +96,7 @@ class TorchIOEngine(Engine):
             res.append(buf.view(torch.int16).numpy() if t.dtype == torch.bfloat16 else buf.numpy())
         return res
 
-    def run(self, x: np.ndarray) -> list[np.ndarray]:
+    def run(self, x: Inputs) -> list[np.ndarray]:
         """Quality path: outputs as float32 (bf16 and fp16 widened exactly) or their integer type."""
         feed = self.make_feed(x)
         outs = self.outputs(self.infer(feed))
