@@ -104,7 +104,7 @@ def register_model(
             output_names, trained, tags, description,
         )  # fmt: skip
     except (ModelDeclarationError, OnnxModelError, ShapeError) as exc:
-        _problem(name, str(exc), origin)
+        _problem(name, str(exc), origin, tags)
         return name
     _register(spec, origin)
     return name
@@ -198,7 +198,7 @@ def _register(spec: zoo.ModelSpec, origin: str) -> None:
     )
 
 
-def _problem(name: str, message: str, origin: str) -> None:
+def _problem(name: str, message: str, origin: str, tags: Sequence[str] = ()) -> None:
     _PROBLEMS.setdefault(name, message if name in message else f"model {name!r}: {message}")
     _ORIGINS.setdefault(name, origin)
     try:
@@ -206,7 +206,9 @@ def _problem(name: str, message: str, origin: str) -> None:
     except KeyError:
         # A placeholder keeps the name selectable (-k, models=[...]) so its error is reported where asked.
         zoo.register(
-            zoo.ModelSpec(name, "generic", _invalid, InputSpec((1,)), tags=frozenset({USER_TAG}), user=True)
+            zoo.ModelSpec(
+                name, "generic", _invalid, InputSpec((1,)), tags=frozenset({USER_TAG, *tags}), user=True
+            )
         )
 
 
@@ -285,13 +287,16 @@ def register_onnx_files(
         origin = f"--trt-onnx {item}"
         if label in names[:-1]:
             _problem(
-                label, f"two --trt-onnx files are named {label!r}; name them: --trt-onnx NAME=PATH", origin
+                label,
+                f"two --trt-onnx files are named {label!r}; name them: --trt-onnx NAME=PATH",
+                origin,
+                ("cli",),
             )
             continue
         try:
             graph = read_graph(path)
         except OnnxModelError as exc:
-            _problem(label, f"--trt-onnx {item}: {exc}", origin)
+            _problem(label, f"--trt-onnx {item}: {exc}", origin, ("cli",))
             continue
         graphs.append(graph)
         own = {n for t in graph.inputs for n in [t.name]}
@@ -309,7 +314,7 @@ def register_onnx_files(
                 tags=frozenset({"cli"}),
             )
         except ShapeError as exc:
-            _problem(label, f"--trt-onnx {item}: {exc}", origin)
+            _problem(label, f"--trt-onnx {item}: {exc}", origin, ("cli",))
             continue
         _register(spec, origin)
     known = {t.name for g in graphs for t in g.inputs}

@@ -100,9 +100,12 @@ class OnnxRuntimeBackend(Backend):
 
     def recipe(self, spec: BuildSpec) -> Recipe:
         try:
-            # Its own quantizer by default (ModelOpt's graphs carry fp16 tensors the CPU provider runs slowly);
-            # the CPU provider's fused int8 kernels saturate on x86 without VNNI: 7-bit weights avoid it.
-            tool = "ort" if spec.recipe_tool == "auto" else spec.recipe_tool
+            # int8: its own quantizer by default (ModelOpt's Q/DQ graphs carry fp16 tensors the CPU provider
+            # runs slowly); the CPU provider's fused int8 kernels saturate on x86 without VNNI: 7-bit weights
+            # avoid it.  fp16: ModelOpt AutoCast when installed (onnxconverter-common mistypes a graph output
+            # that other nodes also consume, e.g. a hidden state returned beside the logits).
+            auto = "ort" if spec.precision == "int8" else "auto"
+            tool = auto if spec.recipe_tool == "auto" else spec.recipe_tool
             return graph_recipe(spec.precision, spec.calib_method, tool, cpu_int8_saturates())
         except RecipeUnavailable as exc:
             raise Unsupported(f"onnxruntime {spec.precision}: {exc}") from exc
