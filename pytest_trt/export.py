@@ -188,6 +188,7 @@ def _export(
                         dynamic_axes=dyn_axes,
                         opset_version=min(settings.opset, 17),
                     )
+            load_checked(out)  # an exporter may write an invalid graph (e.g. clashing names): try the next
             return name
         except Exception as exc:
             errors.append(f"{name}: {type(exc).__name__}: {str(exc)[:500]}")

@@ -280,18 +280,19 @@ class TrtSession:
         if model_spec.batch_range is not None:  # the user's own min/max shapes set the batch profile
             spec = dataclasses.replace(spec, batch_range=model_spec.batch_range)
         backend = backends.get(case.backend)
-        onnx_model = self.onnx(case, req) if backend.consumes_onnx else None
-        ctx = BuildContext(
-            cache=self.cache,
-            spec=spec,
-            model_spec=zoo.get(case.model),
-            onnx=onnx_model,  # type: ignore[arg-type]  # the torch backends never read it
-            device=settings.device,
-            torch_model=lambda: _fresh_copy(self.model(case.model)[0]),
-            calibration=lambda: self.calibration(case),
-            verbose=self.verbose,
-        )
         try:
+            # An export that fails is this configuration's result too (the exporter's words in the log).
+            onnx_model = self.onnx(case, req) if backend.consumes_onnx else None
+            ctx = BuildContext(
+                cache=self.cache,
+                spec=spec,
+                model_spec=model_spec,
+                onnx=onnx_model,  # type: ignore[arg-type]  # the torch backends never read it
+                device=settings.device,
+                torch_model=lambda: _fresh_copy(self.model(case.model)[0]),
+                calibration=lambda: self.calibration(case),
+                verbose=self.verbose,
+            )
             eng = backend.build(ctx)
         except (BuildFailed, BuiltNotRunnable) as exc:  # the next case of this group gets the same answer
             self._failed[group] = exc

@@ -59,6 +59,15 @@ def _input_specs(name: str, inputs: InputsArg, dtypes: Mapping[str, str] | None)
     )
 
 
+def _beside(origin: str, path: Path) -> Path:
+    """A relative path is read from the declaring file's directory (a conftest's neighbour), as the user
+    wrote it there; the working directory is the fallback."""
+    if path.is_absolute():
+        return path
+    here = Path(origin.rsplit(":", 1)[0]).parent / path
+    return here if here.exists() or not path.exists() else path
+
+
 def _caller() -> str:
     for frame in inspect.stack()[2:6]:
         if not frame.filename.startswith(os.path.dirname(__file__)):
@@ -98,6 +107,8 @@ def register_model(
     Problems are reported when the benchmarks are collected, as one failing ``<name>-invalid`` test.
     """
     origin = _caller()
+    if onnx is not None:
+        onnx = _beside(origin, Path(os.fspath(onnx)).expanduser())
     try:
         spec = _declare(
             name, onnx, module, inputs, dtypes, shapes, min_shapes, max_shapes, task, num_classes,
@@ -199,7 +210,9 @@ def _register(spec: zoo.ModelSpec, origin: str) -> None:
 
 
 def _problem(name: str, message: str, origin: str, tags: Sequence[str] = ()) -> None:
-    _PROBLEMS.setdefault(name, message if name in message else f"model {name!r}: {message}")
+    _PROBLEMS.setdefault(
+        name, message if message.startswith(f"model {name!r}") else f"model {name!r}: {message}"
+    )
     _ORIGINS.setdefault(name, origin)
     try:
         zoo.get(name)
