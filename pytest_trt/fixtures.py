@@ -25,6 +25,7 @@ from pytest_trt.export import OnnxModel
 from pytest_trt.matrix import Case, InvalidModel, Request
 from pytest_trt.options import Settings
 from pytest_trt.session import Baseline, TrtSession, engine_outputs
+from pytest_trt.user_data import UserDataError
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 SESSION_KEY = pytest.StashKey[TrtSession]()
@@ -182,6 +183,11 @@ class TrtRun:
         try:
             self.evaluate()
             self.measure()
+        except UserDataError as exc:  # the user's data does not fit: say what it should be, no traceback
+            self.record["status"] = "usage_error"
+            self.record["message"] = str(exc)
+            self._publish()
+            pytest.fail(str(exc), pytrace=False)
         except Exception as exc:
             self.record["status"] = "run_failed"
             self.record["message"] = f"{type(exc).__name__}: {exc}"

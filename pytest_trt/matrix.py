@@ -140,11 +140,20 @@ def expand(req: Request, settings: Settings) -> list[Any]:
     opts = _pick("opt-level" in ex, settings.opt_levels, req.opt_levels)
     out = []
     seen: set[str] = set()
-    for model_name in models_for(req, settings):
+    selected = models_for(req, settings)
+    # A declaration of the user's that clashes with a zoo name is reported wherever user models are asked for.
+    reported = []
+    if req.tag == user_models.USER_TAG:
+        reported = [
+            n
+            for n in user_models.problem_names()
+            if n not in selected and (settings.models is None or n in settings.models)
+        ]
+    for model_name in [*selected, *reported]:
         problem = user_models.problem(model_name)
         if problem is not None:
             out.append(pytest.param(InvalidModel(model_name, problem), id=f"{model_name}-invalid"))
-            if not user_models.is_builtin(model_name):
+            if model_name in reported or not user_models.is_builtin(model_name):
                 continue
         spec = zoo.get(model_name)
         m_batches, m_profiles = _model_batches(spec, batches, profiles, "batch" in ex)

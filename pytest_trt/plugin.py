@@ -77,6 +77,9 @@ def _add_onnx_files(config: pytest.Config, settings: options.Settings) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    from pytest_trt import user_models
+
+    user_models.forget()
     lock = config.stash.get(CLOCKS_KEY, None)
     if lock is not None:
         lock.restore()
@@ -142,18 +145,42 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """``--trt-weights auto``: download the selected models' weights once, and say so once if it fails."""
+    """Check the user's .npz data against every selected model (a usage error before anything runs);
+    ``--trt-weights auto``: download the selected models' weights once, and say so once if it fails."""
     sess = session.config.stash.get(SESSION_KEY, None)
-    if sess is None or sess.settings.weights != "auto" or hasattr(session.config, "workerinput"):
+    if sess is None:
         return
     cases = [getattr(getattr(item, "callspec", None), "params", {}).get("trt_case") for item in session.items]
-    names = sorted({c.model for c in cases if isinstance(c, matrix.Case)})
+    cases = [c for c in cases if isinstance(c, matrix.Case)]
+    _check_user_data(sess, cases)
+    if sess.settings.weights != "auto" or hasattr(session.config, "workerinput"):
+        return
+    names = sorted({c.model for c in cases})
     failures = sess.fetch_weights(names)
     tr = session.config.pluginmanager.get_plugin("terminalreporter")
     for name, reason in failures.items():
         line = f"pytest-trt: weights auto: {name}: {reason}; using seeded random weights"
         if tr is not None:
             tr.write_line(line, yellow=True)
+
+
+def _check_user_data(sess: TrtSession, cases: list[matrix.Case]) -> None:
+    from pytest_trt.user_data import UserDataError
+
+    s = sess.settings
+    seen: set[tuple[object, ...]] = set()
+    for c in cases:
+        key = (c.model, c.hw, c.precision == "int8")
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            if s.inputs_npz:
+                sess.eval_samples(c)
+            if s.calib_npz and c.precision == "int8":
+                sess.calibration(c)
+        except UserDataError as exc:
+            raise pytest.UsageError(f"{exc} (model {c.model})") from None
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

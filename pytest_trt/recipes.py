@@ -290,9 +290,10 @@ def _qdq_ort(
     ]
     # quantize_static writes ``*-inferred.onnx`` beside its input.
     with _private_copy(src, "pytest-trt-qdq-") as private:
-        fixed = static_batch(model, input_names[0])
-        arrays = tuple(whole_batches(a, fixed) for a in calib.arrays)
-        reader = _Reader(input_names, arrays, fixed or 4)
+        # Whole batches always: the entropy calibrator stacks each tensor's per-batch values into one array.
+        batch = static_batch(model, input_names[0]) or 4
+        arrays = tuple(whole_batches(a, batch) for a in calib.arrays)
+        reader = _Reader(input_names, arrays, batch)
         _quantize_static(private, dst, reader, method, reduce_range, exclude, float_bias)
 
 

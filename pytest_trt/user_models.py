@@ -28,6 +28,7 @@ USER_TAG = "user"
 _PROBLEMS: dict[str, str] = {}
 _CHECKED: set[str] = set()  # models whose declaration was validated (once per process)
 _ORIGINS: dict[str, str] = {}  # name -> where it was declared, for "registered twice" messages
+_ADDED: set[str] = set()  # names this module put into the zoo (the zoo's own models are never removed)
 
 
 class ModelDeclarationError(ValueError):
@@ -196,6 +197,7 @@ def _register(spec: zoo.ModelSpec, origin: str) -> None:
         zoo.get(spec.name)
     except KeyError:
         zoo.register(spec)
+        _ADDED.add(spec.name)
         _ORIGINS[spec.name] = origin
         return
     first = _ORIGINS.get(spec.name, "the model zoo")
@@ -213,10 +215,11 @@ def _problem(name: str, message: str, origin: str, tags: Sequence[str] = ()) -> 
     _PROBLEMS.setdefault(
         name, message if message.startswith(f"model {name!r}") else f"model {name!r}: {message}"
     )
-    _ORIGINS.setdefault(name, origin)
     try:
         zoo.get(name)
     except KeyError:
+        _ORIGINS.setdefault(name, origin)
+        _ADDED.add(name)
         # A placeholder keeps the name selectable (-k, models=[...]) so its error is reported where asked.
         zoo.register(
             zoo.ModelSpec(
@@ -232,6 +235,10 @@ def _invalid() -> nn.Module:
 def is_builtin(name: str) -> bool:
     """A model of the zoo itself (a user declaration of that name is the error, not the zoo model)."""
     return not zoo.get(name).user
+
+
+def problem_names() -> list[str]:
+    return list(_PROBLEMS)
 
 
 def problem(name: str) -> str | None:
@@ -340,10 +347,12 @@ def register_onnx_files(
     return names
 
 
-def reset_for_tests() -> None:
-    """Forget user declarations (the plugin's own tests register and unregister models)."""
-    for name in list(_ORIGINS) + list(_PROBLEMS):
+def forget() -> None:
+    """Forget the session's user declarations (at unconfigure: a new session, as pytester runs in one
+    process, declares its models afresh)."""
+    for name in _ADDED:
         zoo.unregister(name)
+    _ADDED.clear()
     _PROBLEMS.clear()
     _CHECKED.clear()
     _ORIGINS.clear()

@@ -17,13 +17,14 @@ from pytest_trt import backends
 from pytest_trt.backends.base import BuildContext
 from pytest_trt.backends.onnxruntime_backend import OnnxRuntimeBackend, OrtEngine
 
-CORRUPTIONS = ("mixup", "noise", "flip", "zero_channel")
+CORRUPTIONS = ("mixup", "noise", "flip", "zero_channel", "noise_last")
 NOISE = 0.05  # Gaussian noise at 5 % of the output's RMS
 FLIP_EVERY = 12  # one sample in twelve (about 8 %) gets a wrong top-1 class
 
 
 class CorruptedEngine(OrtEngine):
     corruption = ""
+    target = 0  # which output is corrupted (-1: the last one of a multi-output model)
 
     def __init__(self, inner: OrtEngine) -> None:
         super().__init__(inner.session, inner.device, inner.info)
@@ -33,7 +34,7 @@ class CorruptedEngine(OrtEngine):
 
     def d2h(self, out: Any) -> list[np.ndarray]:
         arrays = [np.array(o, copy=True) for o in super().d2h(out)]
-        arrays[0] = getattr(self, f"_{self.corruption}")(arrays[0])
+        arrays[self.target] = getattr(self, f"_{self.corruption}")(arrays[self.target])
         return arrays
 
     def _mixup(self, y: np.ndarray) -> np.ndarray:
@@ -71,7 +72,12 @@ class CorruptedEngine(OrtEngine):
 
 
 def make_backend(corruption: str) -> type[OnnxRuntimeBackend]:
-    engine_cls = type(f"{corruption}Engine", (CorruptedEngine,), {"corruption": corruption})
+    # "<kind>_last" corrupts the last output of a multi-output model instead of the first.
+    attrs = {
+        "corruption": corruption.removesuffix("_last"),
+        "target": -1 if corruption.endswith("_last") else 0,
+    }
+    engine_cls = type(f"{corruption}Engine", (CorruptedEngine,), attrs)
 
     class Corrupted(OnnxRuntimeBackend):
         name = f"faulty_{corruption}"
