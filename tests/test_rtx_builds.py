@@ -167,3 +167,50 @@ def test_building_without_a_gpu_keeps_every_other_check() -> None:
     assert refused is not None and "--trt-allow-host-code" in refused
     assert "strongly typed only" in str(rtx.unsupported(BuildSpec(typing="weak"), tiny, cpu))
     assert not TensorRTBackend.builds_without_gpu and rtx.builds_without_gpu
+
+
+def test_a_users_two_input_graph_builds_with_its_own_profile(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    """A user's ONNX file (two inputs, int64 ids, a dynamic sequence axis) through --trt-onnx with
+    trtexec-style min/opt/max shapes: the real builder accepts the profile for every precision."""
+    from tests.test_user_models import export_two_in
+
+    path = export_two_in(tmp_path / "two_in.onnx")
+    out = tmp_path / "rtx.json"
+    r = pytester.runpytest(
+        *fast_args(tmp_path / "cache"),
+        f"--trt-onnx={path}",
+        "--trt-min-shapes=feats:1x4x8,ids:1x4",
+        "--trt-shapes=feats:8x16x8,ids:8x16",
+        "--trt-max-shapes=feats:32x64x8,ids:32x64",
+        "--trt-backend=tensorrt_rtx",
+        "--trt-precision=fp32,fp16,int8",
+        f"--trt-json={out}",
+    )
+    r.assert_outcomes(skipped=3)
+    cases = load_json(out)["cases"]
+    assert {c["status"] for c in cases} == {"built"}
+    assert all(c["extra_info"]["engine"]["plan_bytes"] > 10_000 for c in cases)
+
+
+def test_an_op_tensorrt_lacks_is_the_parsers_message(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])
+    model = helper.make_model(
+        helper.make_graph(
+            [helper.make_node("Frobnicate", ["x"], ["y"], domain="com.example")], "g", [x], [y]
+        ),
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)],
+    )
+    path = tmp_path / "custom.onnx"
+    onnx.save_model(model, str(path))
+    out = tmp_path / "rtx.json"
+    r = pytester.runpytest(
+        *fast_args(tmp_path / "cache"), f"--trt-onnx={path}", "--trt-backend=tensorrt_rtx", "--trt-precision=fp32",
+        "--trt-batch=2", f"--trt-json={out}",
+    )  # fmt: skip
+    r.assert_outcomes(failed=1)
+    (case,) = load_json(out)["cases"]
+    assert case["status"] == "build_failed"
+    assert "TensorRT could not parse custom.onnx" in case["message"] and "Frobnicate" in case["message"]
