@@ -65,7 +65,8 @@ class TrtSession:
         if spec.is_onnx:
             if name not in self._onnx_sha:
                 self._onnx_sha[name] = onnx_models.content_sha256(onnx_models.read_graph(str(spec.onnx_path)))
-            return f"onnx-file:{Path(str(spec.onnx_path)).name}@{self._onnx_sha[name][:12]}"
+            source = f"onnx-file:{Path(str(spec.onnx_path)).name}@{self._onnx_sha[name][:12]}"
+            return source if spec.trained else f"random({source})"  # register_model(trained=False)
         return self.model(name)[1]
 
     def model(self, name: str) -> tuple[nn.Module, str]:

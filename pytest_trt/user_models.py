@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import os
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -162,7 +163,7 @@ def _declare(
             description=description,
             tags=frozenset((USER_TAG, *tags)),
         )
-        return spec
+        return replace(spec, trained=trained)
     assert module is not None
     if not callable(module) or isinstance(module, nn.Module):
         raise ModelDeclarationError(
