@@ -150,7 +150,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     sess = session.config.stash.get(SESSION_KEY, None)
     if sess is None:
         return
-    params = [getattr(getattr(item, "callspec", None), "params", {}).get("trt_case") for item in session.items]
+    params = [
+        getattr(getattr(item, "callspec", None), "params", {}).get("trt_case") for item in session.items
+    ]
     cases = [c for c in params if isinstance(c, matrix.Case)]
     _check_user_data(sess, cases)
     if sess.settings.weights != "auto" or hasattr(session.config, "workerinput"):
