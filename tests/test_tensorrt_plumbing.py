@@ -240,3 +240,77 @@ def test_family_and_version_parsing() -> None:
     ]
     assert tb.version_tuple("11") == (11, 0)
     assert np.isfinite(1.0)
+
+
+def test_engine_binds_every_input_in_graph_order_with_its_own_dtype(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine lists its inputs in its own order; feeds are positional in the ONNX graph's order,
+    and each input is fed as the engine declares it (8.6 turns int64 ids into int32)."""
+    import torch
+
+    from pytest_trt.backends.base import Device, EngineInfo
+    from pytest_trt.recipes import Recipe
+
+    ns = types.SimpleNamespace(
+        TensorIOMode=types.SimpleNamespace(INPUT="in", OUTPUT="out"),
+        float32="f32",
+        float16="f16",
+        int8="i8",
+        int32="i32",
+        bool="b",
+        uint8="u8",
+    )
+    monkeypatch.setattr(tb, "trt", ns)
+    io = {"ids": ("in", "i32"), "feats": ("in", "f32"), "logits": ("out", "f32")}
+
+    class Context:
+        def __init__(self) -> None:
+            self.shapes: dict[str, tuple[int, ...]] = {}
+            self.addresses: dict[str, int] = {}
+
+        def set_input_shape(self, name: str, shape: tuple[int, ...]) -> bool:
+            self.shapes[name] = shape
+            return True
+
+        def set_tensor_address(self, name: str, ptr: int) -> bool:
+            self.addresses[name] = ptr
+            return True
+
+        def infer_shapes(self) -> list[str]:
+            return []
+
+        def get_tensor_shape(self, name: str) -> tuple[int, ...]:
+            return (self.shapes["feats"][0], 4)
+
+    class Engine:
+        num_io_tensors = 3
+        ctx = Context()
+
+        def get_tensor_name(self, i: int) -> str:
+            return list(io)[i]
+
+        def get_tensor_mode(self, name: str) -> str:
+            return io[name][0]
+
+        def get_tensor_dtype(self, name: str) -> str:
+            return io[name][1]
+
+        def create_execution_context(self) -> Context:
+            return self.ctx
+
+    eng = tb.TrtEngine(
+        Engine(),
+        Device("cpu"),
+        EngineInfo("tensorrt", "8.6.1", Recipe("fp32", "fp32")),
+        None,
+        ["feats", "ids"],
+    )
+    assert eng.inputs == ["feats", "ids"]
+    feats = np.zeros((2, 12, 8), np.float32)
+    ids = np.ones((2, 12), np.int64)
+    feed = eng.make_feed([feats, ids])
+    assert [d.dtype for d in feed.devs] == [torch.float32, torch.int32]
+    eng._bind(feed)
+    assert Engine.ctx.shapes == {"feats": (2, 12, 8), "ids": (2, 12)}
+    assert Engine.ctx.addresses["ids"] == feed.devs[1].data_ptr() and "logits" in Engine.ctx.addresses
+    with pytest.raises(RuntimeError, match=r"takes 2 inputs \(\['feats', 'ids'\]\); 1 fed"):
+        eng._bind(eng.make_feed(feats))
