@@ -200,11 +200,11 @@ def examples_for(
 ) -> tuple[torch.Tensor, ...]:
     """Seeded example inputs of every declared input (the exporter traces with them)."""
     rng = np.random.default_rng(seed)
-    out = []
-    for i, inp in enumerate(spec.inputs):
-        shape = inp.with_hw(hw) if i == 0 or inp.size_axes else inp.shape
-        out.append(torch.from_numpy(np.ascontiguousarray(inp.draw(batch, rng, shape))))
-    return tuple(out)
+    shapes = spec.sample_shapes(hw)
+    return tuple(
+        torch.from_numpy(np.ascontiguousarray(inp.draw(batch, rng, shape)))
+        for inp, shape in zip(spec.inputs, shapes, strict=True)
+    )
 
 
 def export_onnx(

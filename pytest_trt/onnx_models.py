@@ -302,12 +302,11 @@ def spec_for_onnx(
     )
 
 
-def prepared(cache: ArtifactCache, spec: ModelSpec, static_batch: int | None) -> OnnxModel:
-    """The user's graph as an OnnxModel: the file itself (dynamic batch), or a cached copy whose batch
-    axis is fixed at ``static_batch`` (a static profile), keyed by the file's content."""
-    assert spec.onnx_path is not None
-    graph = read_graph(spec.onnx_path)
-    sha = content_sha256(graph)
+def prepared(
+    cache: ArtifactCache, spec: ModelSpec, graph: Graph, sha: str, static_batch: int | None
+) -> OnnxModel:
+    """The user's graph (read and hashed once by the caller) as an OnnxModel: the file itself (dynamic
+    batch), or a cached copy whose batch axis is fixed at ``static_batch``, keyed by the file's content."""
     model = onnx.load(str(graph.path), load_external_data=False)
     facts = graph_facts(model)
     if static_batch is None or spec.fixed_batch is not None:
@@ -344,8 +343,7 @@ def prepared(cache: ArtifactCache, spec: ModelSpec, static_batch: int | None) ->
         return {"exporter": f"user-file(batch fixed at {static_batch})", **graph_facts(m)}
 
     art = cache.get_or_build("onnx-user-static", key, ".onnx", build)
-    om = onnx_model_from_artifact(art, _opset(model))
-    return om
+    return onnx_model_from_artifact(art, _opset(model))
 
 
 def _opset(model: onnx.ModelProto) -> int:

@@ -131,9 +131,6 @@ def own_graph(engine_recipe: Recipe, default: Callable[[], Recipe]) -> tuple[Rec
     return default(), False
 
 
-int8_graph = own_graph
-
-
 def describe(gate_class: str, device: str, onnx_only: bool = False) -> str:
     if onnx_only:  # no PyTorch module: ONNX Runtime on CPU runs the graph (or its recipe) unfused
         return {

@@ -7,6 +7,7 @@ import dataclasses
 import time
 import traceback
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,10 @@ class TrtSession:
         self.records: dict[str, dict[str, Any]] = {}
         self._models: dict[str, tuple[nn.Module, str]] = {}
         self._onnx: dict[tuple[Any, ...], OnnxModel] = {}
-        self._onnx_sha: dict[str, str] = {}
+        self._graphs: dict[
+            str, tuple[onnx_models.Graph, str]
+        ] = {}  # a user's ONNX file, read and hashed once
+        self._npz: dict[tuple[str, str, int | None], datasets.Samples] = {}  # (file, model, hw) -> loaded
         self._baselines: dict[tuple[Any, ...], Baseline] = {}
         self._engine: tuple[tuple[Any, ...], Engine] | None = None
         self._failed: dict[tuple[Any, ...], BuildFailed | BuiltNotRunnable] = {}
@@ -63,11 +67,16 @@ class TrtSession:
         """Where the model's weights come from, as every result records it."""
         spec = zoo.get(name)
         if spec.is_onnx:
-            if name not in self._onnx_sha:
-                self._onnx_sha[name] = onnx_models.content_sha256(onnx_models.read_graph(str(spec.onnx_path)))
-            source = f"onnx-file:{Path(str(spec.onnx_path)).name}@{self._onnx_sha[name][:12]}"
+            source = f"onnx-file:{Path(str(spec.onnx_path)).name}@{self._user_graph(name)[1][:12]}"
             return source if spec.trained else f"random({source})"  # register_model(trained=False)
         return self.model(name)[1]
+
+    def _user_graph(self, name: str) -> tuple[onnx_models.Graph, str]:
+        """A user's ONNX file and its content hash (graph and external data), computed once."""
+        if name not in self._graphs:
+            graph = onnx_models.read_graph(str(zoo.get(name).onnx_path))
+            self._graphs[name] = (graph, onnx_models.content_sha256(graph))
+        return self._graphs[name]
 
     def model(self, name: str) -> tuple[nn.Module, str]:
         if name not in self._models:
@@ -90,17 +99,14 @@ class TrtSession:
     def input_shape(self, case: Case) -> tuple[int, ...]:
         return zoo.get(case.model).input.with_hw(case.hw)
 
-    def input_shapes(self, case: Case) -> list[tuple[int, ...]]:
-        spec = zoo.get(case.model)
-        return [i.with_hw(case.hw) if i.hw_range else i.shape for i in spec.inputs]
-
     def onnx(self, case: Case, req: Request) -> OnnxModel:
         spec = zoo.get(case.model)
         if spec.is_onnx:
             static = case.batch if case.profile == "static" else None
             okey: tuple[Any, ...] = (case.model, static)
             if okey not in self._onnx:
-                self._onnx[okey] = onnx_models.prepared(self.cache, spec, static)
+                graph, sha = self._user_graph(case.model)
+                self._onnx[okey] = onnx_models.prepared(self.cache, spec, graph, sha, static)
             return self._onnx[okey]
         hw_range = hw_range_for(case, self.settings, req)
         es = ExportSettings(
@@ -116,35 +122,44 @@ class TrtSession:
         return self._onnx[key]
 
     def eval_samples(self, case: Case) -> datasets.Samples:
-        spec = zoo.get(case.model)
-        if self.settings.inputs_npz:
-            return self._npz(case, self.settings.inputs_npz, "--trt-inputs")
-        if spec.is_onnx or not spec.input.is_float:
-            return datasets.synthetic_inputs(
-                spec.inputs, self.input_shapes(case), self.data.eval_samples, self.data.seed
-            )
-        first = datasets.eval_samples(self.data, self.input_shape(case), spec.data, spec.input.vocab)
-        return datasets.complete(first, spec.inputs, self.input_shapes(case), self.data.seed)
+        return self._samples(
+            case, self.settings.inputs_npz, "--trt-inputs", self.data.eval_samples, self.data.seed,
+            datasets.eval_samples,
+        )  # fmt: skip
 
     def calibration(self, case: Case) -> datasets.Samples:
-        spec = zoo.get(case.model)
-        if self.settings.calib_npz:
-            return self._npz(case, self.settings.calib_npz, "--trt-calib-inputs")
-        seed = self.data.seed + 10_007
-        if spec.is_onnx or not spec.input.is_float:
-            return datasets.synthetic_inputs(
-                spec.inputs, self.input_shapes(case), self.data.calib_samples, seed
-            )
-        first = datasets.calibration_samples(self.data, self.input_shape(case), spec.data, spec.input.vocab)
-        return datasets.complete(first, spec.inputs, self.input_shapes(case), seed)
+        return self._samples(
+            case, self.settings.calib_npz, "--trt-calib-inputs", self.data.calib_samples,
+            self.data.seed + 10_007, datasets.calibration_samples,
+        )  # fmt: skip
 
-    def _npz(self, case: Case, path: str, what: str) -> datasets.Samples:
+    def _samples(
+        self,
+        case: Case,
+        npz: str | None,
+        what: str,
+        n: int,
+        seed: int,
+        first_input: Callable[..., datasets.Samples],
+    ) -> datasets.Samples:
+        """The user's .npz when given; else the model's own data for its first (real-valued) input and
+        seeded synthetic values for the rest; all synthetic for a user's graph or integer inputs."""
         spec = zoo.get(case.model)
-        # Axes a profile leaves open (dynamic resolution, a user's min..max range) may take any size.
-        dynamic = [
-            [ax for ax, _ in i.ranges] + (list(i.size_axes) if i.hw_range else []) for i in spec.inputs
-        ]
-        return user_data.load_inputs(path, spec.inputs, self.input_shapes(case), what, dynamic)
+        shapes = spec.sample_shapes(case.hw)
+        if npz:
+            key = (npz, case.model, case.hw)
+            if key not in self._npz:  # checked at collection, used again by the baseline
+                # Axes a profile leaves open (dynamic resolution, a user's min..max range) may take any size.
+                dynamic = [
+                    [ax for ax, _ in i.ranges] + (list(i.size_axes) if i.hw_range else [])
+                    for i in spec.inputs
+                ]
+                self._npz[key] = user_data.load_inputs(npz, spec.inputs, shapes, what, dynamic)
+            return self._npz[key]
+        if spec.is_onnx or not spec.input.is_float:
+            return datasets.synthetic_inputs(spec.inputs, shapes, n, seed)
+        first = first_input(self.data, shapes[0], spec.data, spec.input.vocab)
+        return datasets.complete(first, spec.inputs, shapes, seed)
 
     def reference(self, case: Case, req: Request, engine: Engine, gate_class: str) -> reference.Reference:
         """The same-recipe reference for ``case`` (computed once per model, resolution and recipe)."""
@@ -170,26 +185,19 @@ class TrtSession:
                 ref = reference.unavailable(
                     kind, "a TF32 reference needs a PyTorch module; this model is an ONNX file"
                 )
-            elif gate_class in ("fp16", "bf16") and spec.is_onnx:
+            elif gate_class == "int8" or (gate_class in ("fp16", "bf16") and spec.is_onnx):
+                # The recipe's graph run unfused (without a module, fp16/bf16 are judged this way too).
                 ref_recipe, exact = reference.own_graph(
                     recipe, lambda: graph_recipe(gate_class, s.calib_method, s.recipe_tool)
                 )
-                graph = apply_graph_recipe(self.cache, self.onnx(case, req), ref_recipe)
+                calib = self.calibration(case) if gate_class == "int8" else None
+                graph = apply_graph_recipe(self.cache, self.onnx(case, req), ref_recipe, calib)
                 out = reference.graph_outputs(graph.path, base.samples.arrays)
                 ref = reference.Reference(f"{kind}: {ref_recipe.name}", out, exact=exact)
             elif gate_class in ("tf32", "fp16", "bf16"):
                 module, _ = self.model(case.model)
                 out = reference.torch_outputs(module, base.samples.arrays, dev.torch, gate_class)
                 ref = reference.Reference(kind, out)
-            elif gate_class == "int8":
-                ref_recipe, exact = reference.own_graph(
-                    recipe, lambda: graph_recipe("int8", s.calib_method, s.recipe_tool)
-                )
-                graph = apply_graph_recipe(
-                    self.cache, self.onnx(case, req), ref_recipe, self.calibration(case)
-                )
-                out = reference.graph_outputs(graph.path, base.samples.arrays)
-                ref = reference.Reference(f"{kind}: {ref_recipe.name}", out, exact=exact)
             else:
                 ref = reference.unavailable(kind, f"no reference is defined for {gate_class}")
         except Exception as exc:  # a reference that cannot be computed is said in the result

@@ -40,6 +40,17 @@ def _load(path: Path | str, what: str) -> dict[str, np.ndarray]:
         ) from exc
 
 
+def _same_names(arrays: dict[str, np.ndarray], names: Sequence[str], where: str, expect: str) -> None:
+    """The file holds exactly the model's names: else one error saying what is missing and what is extra."""
+    missing = [n for n in names if n not in arrays]
+    unknown = [n for n in arrays if n not in names]
+    parts = ([f"missing {', '.join(map(repr, missing))}"] if missing else []) + (
+        [f"unknown {', '.join(map(repr, unknown))}"] if unknown else []
+    )
+    if parts:
+        raise UserDataError(f"{where}: {' and '.join(parts)}; {expect}")
+
+
 def expected_inputs(inputs: Sequence[InputSpec]) -> str:
     return "; ".join(f"{i.name}: {i.dtype}[N, {', '.join(map(str, i.shape))}]" for i in inputs)
 
@@ -59,15 +70,7 @@ def load_inputs(
     arrays = _load(path, what)
     names = [i.name for i in inputs]
     expect = f"the model expects {expected_inputs(inputs)}"
-    missing = [n for n in names if n not in arrays]
-    unknown = [n for n in arrays if n not in names]
-    if missing or unknown:
-        parts = []
-        if missing:
-            parts.append(f"missing {', '.join(map(repr, missing))}")
-        if unknown:
-            parts.append(f"unknown {', '.join(map(repr, unknown))}")
-        raise UserDataError(f"{what} {path}: {' and '.join(parts)}; {expect}")
+    _same_names(arrays, names, f"{what} {path}", expect)
     out = []
     for k, (spec, shape) in enumerate(zip(inputs, shapes, strict=True)):
         a = arrays[spec.name]
@@ -111,13 +114,7 @@ def load_outputs(
     expect = "the model's outputs are " + "; ".join(
         f"{n}: [{', '.join(map(str, c.shape))}]" for n, c in zip(names, computed, strict=True)
     )
-    missing = [n for n in names if n not in arrays]
-    unknown = [n for n in arrays if n not in names]
-    if missing or unknown:
-        parts = ([f"missing {', '.join(map(repr, missing))}"] if missing else []) + (
-            [f"unknown {', '.join(map(repr, unknown))}"] if unknown else []
-        )
-        raise UserDataError(f"{what} {path}: {' and '.join(parts)}; {expect}")
+    _same_names(arrays, names, f"{what} {path}", expect)
     out = []
     for n, c in zip(names, computed, strict=True):
         a = arrays[n]

@@ -59,6 +59,10 @@ class ModelSpec:
     def inputs(self) -> tuple[InputSpec, ...]:
         return (self.input, *self.extra_inputs)
 
+    def sample_shapes(self, hw: int | None = None) -> list[tuple[int, ...]]:
+        """Per-sample shape of every input at resolution ``hw`` (inputs without a resolution keep theirs)."""
+        return [i.with_hw(hw) if i.hw_range else i.shape for i in self.inputs]
+
     @property
     def is_onnx(self) -> bool:
         return self.onnx_path is not None

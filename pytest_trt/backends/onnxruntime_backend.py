@@ -36,13 +36,27 @@ from pytest_trt.recipes import (
 )
 from pytest_trt.zoo import ModelSpec
 
+# ONNX Runtime's input type names -> the numpy dtype it takes for them (it converts nothing itself)
+_ORT_DTYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(int8)": np.int8,
+    "tensor(uint8)": np.uint8,
+    "tensor(bool)": np.bool_,
+}
+
 
 class OrtFeed(Feed):
-    def __init__(self, names: list[str], x: Inputs) -> None:
+    def __init__(self, inputs: list[tuple[str, Any]], x: Inputs) -> None:
         arrays = as_arrays(x)
-        if len(arrays) != len(names):
-            raise ValueError(f"the model takes {len(names)} inputs ({', '.join(names)}); {len(arrays)} given")
-        self.feed = {n: np.ascontiguousarray(a) for n, a in zip(names, arrays, strict=True)}
+        if len(arrays) != len(inputs):
+            names = ", ".join(n for n, _ in inputs)
+            raise ValueError(f"the model takes {len(inputs)} inputs ({names}); {len(arrays)} given")
+        # Each input as the graph types it (float64 samples for a float input would be refused).
+        self.feed = {n: np.ascontiguousarray(a, dtype=t) for (n, t), a in zip(inputs, arrays, strict=True)}
         self.batch = int(arrays[0].shape[0])
 
 
@@ -51,10 +65,10 @@ class OrtEngine(Engine):
         self.session = session
         self.device = device
         self.info = info
-        self.input_names = [i.name for i in session.get_inputs()]
+        self.inputs = [(i.name, _ORT_DTYPES.get(i.type)) for i in session.get_inputs()]
 
     def make_feed(self, x: Inputs) -> OrtFeed:
-        return OrtFeed(self.input_names, x)
+        return OrtFeed(self.inputs, x)
 
     def h2d(self, feed: Feed) -> None:
         """Inputs stay in host memory: ORT copies them itself (``io = host``)."""

@@ -22,10 +22,6 @@ class TorchFeed(Feed):
         self.devs = devs
         self.batch = int(devs[0].shape[0])
 
-    @property
-    def dev(self) -> torch.Tensor:
-        return self.devs[0]
-
 
 class TorchIOEngine(Engine):
     """Implements the feed / copy / sync part of :class:`Engine` with torch tensors."""
