@@ -149,6 +149,9 @@ class TrtRun:
             dataset_size=len(base.samples),
             min_rounds=s.rounds,
             min_time_s=s.min_time,
+            max_time_s=max(s.max_time, s.min_time),
+            target_ci=s.target_ci,
+            adaptive=s.target_ci > 0,
             e2e_rounds=s.e2e_rounds,
             cuda_graph=s.cuda_graph,
         )
@@ -174,7 +177,9 @@ class TrtRun:
         if tegra is not None:
             tel.update(jetson.merge_into_telemetry(tegra.summary(inferences), tel))
         self.measurement = m
-        self.record["extra_info"].update(results.timing_section(m, cfg, self.case.batch, tel, eng.info))
+        self.record["extra_info"].update(
+            results.timing_section(m, cfg, self.case.batch, tel, eng.info, s.valid_ci)
+        )
         return m
 
     def run(self) -> dict[str, Any]:

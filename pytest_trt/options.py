@@ -102,12 +102,27 @@ OPTIONS: tuple[Opt, ...] = (
     Opt("dynamic-hw", "min,opt,max height/width of dynamic-resolution models (e.g. 320,640,960)", "csv"),
     Opt("hw", "inference resolutions for models with dynamic H/W (comma list)", "csv"),
     Opt("cache-dir", "persistent artifact cache (ONNX, plans, timing caches)", metavar="DIR"),
-    Opt("rounds", "minimum timed iterations per benchmark", "int"),
-    Opt("min-time", "minimum timed seconds per benchmark (both this and --trt-rounds must be met)", "float"),
+    Opt("rounds", "minimum timed inferences per benchmark (default 100: enough for p99)", "int"),
+    Opt("min-time", "minimum timed seconds per benchmark (default 0: stop on precision)", "float"),
+    Opt(
+        "max-time",
+        "cap on timed seconds per benchmark; the end-to-end loop gets a quarter more (default GPU 10, CPU 5)",
+        "float",
+    ),
+    Opt(
+        "target-ci",
+        "stop timing once the median's 95%% CI is within this fraction (default 0.005 = +-0.5%%); 0 = fixed rounds",
+        "float",
+    ),
+    Opt(
+        "valid-ci",
+        "a result is valid for gating when its median's 95%% CI is within this fraction (default GPU 0.01, CPU 0.02)",
+        "float",
+    ),
     Opt("warmup", "warm-up seconds (at least --trt-warmup-iters iterations)", "float"),
     Opt("warmup-iters", "minimum warm-up iterations", "int"),
     Opt("warmup-fraction", "warm up on this fraction of the dataset (reference study: 0.1)", "float"),
-    Opt("e2e-rounds", "iterations of the end-to-end (H2D+compute+D2H) loop", "int"),
+    Opt("e2e-rounds", "minimum iterations of the end-to-end (H2D+compute+D2H) loop", "int"),
     Opt("weights", "auto | pretrained | random | file:PATH (state dict, loaded with weights_only=True)"),
     Opt("dataset", "labelled ImageFolder root for accuracy, or 'digits'", metavar="PATH"),
     Opt("samples", "evaluation samples for quality metrics", "int"),
@@ -160,7 +175,19 @@ OPTIONS: tuple[Opt, ...] = (
     Opt("json", "write every case's record (also failed and skipped ones) to this file", metavar="FILE"),
     Opt(
         "shard",
-        "run only shard I of N of the collected tests (used by `pytest-trt run --gpus`)",
+        "run only shard I of N of the collected tests (deterministic: one CI runner per shard)",
+        metavar="I/N",
+    ),
+    Opt(
+        "claim-dir",
+        "share the collected tests with other pytest processes through this directory: each engine group "
+        "runs in the first process to claim it (used by `pytest-trt run --gpus`)",
+        metavar="DIR",
+    ),
+    Opt(
+        "claim-rank",
+        "with --trt-claim-dir: this process starts I/N of the way through the queue, so processes meet "
+        "in the middle and each sets up about 1/N of the models",
         metavar="I/N",
     ),
 )
@@ -306,6 +333,9 @@ class Settings:
     cache_dir: Path
     rounds: int
     min_time: float
+    max_time: float
+    target_ci: float
+    valid_ci: float
     warmup: float
     warmup_iters: int
     warmup_fraction: float | None
@@ -335,6 +365,8 @@ class Settings:
     lock_clocks: str | None = None
     json_path: Path | None = None
     shard: tuple[int, int] | None = None
+    claim_dir: Path | None = None
+    claim_rank: tuple[int, int] | None = None
     onnx_files: list[str] = field(default_factory=list)
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # opt shapes by input name
     min_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
@@ -400,7 +432,7 @@ def resolve(config: pytest.Config) -> Settings:
             [1, 32, 64, 128, 256],
             ["static", "dynamic"],
         )
-        d_rounds, d_min_time, d_e2e = 200, 1.0, 100
+        d_max_time, d_e2e = 10.0, 10
     else:
         d_backends, d_prec, d_batch, d_prof = (
             ["onnxruntime", "tensorrt"],
@@ -408,7 +440,7 @@ def resolve(config: pytest.Config) -> Settings:
             [1, 8],
             ["dynamic"],
         )
-        d_rounds, d_min_time, d_e2e = 20, 0.5, 10
+        d_max_time, d_e2e = 5.0, 10
     try:
         gates = parse_overrides(r["gate"] or [])
     except GateSyntaxError as exc:
@@ -429,14 +461,20 @@ def resolve(config: pytest.Config) -> Settings:
         dynamic_hw=dyn_hw,
         hws=_ints("hw", r["hw"], 8) if r["hw"] else None,
         cache_dir=Path(r["cache-dir"]).expanduser() if r["cache-dir"] else default_cache_dir(),
-        rounds=_number("rounds", r["rounds"], int, 1) if r["rounds"] else d_rounds,
-        min_time=_number("min-time", r["min-time"], float, 0) if r["min-time"] is not None else d_min_time,
+        rounds=_number("rounds", r["rounds"], int, 1) if r["rounds"] else 100,
+        min_time=_number("min-time", r["min-time"], float, 0) if r["min-time"] is not None else 0.0,
+        max_time=_number("max-time", r["max-time"], float, 0) if r["max-time"] is not None else d_max_time,
+        target_ci=_number("target-ci", r["target-ci"], float, 0) if r["target-ci"] is not None else 0.005,
+        # Shared CPUs are noisier than a GPU: +-2 % there still pins a median for a 5 % gate over runs.
+        valid_ci=_number("valid-ci", r["valid-ci"], float, 0)
+        if r["valid-ci"] is not None
+        else (0.01 if gpu else 0.02),
         warmup=_number("warmup", r["warmup"], float, 0)
         if r["warmup"] is not None
         else (0.2 if gpu else 0.05),
         warmup_iters=_number("warmup-iters", r["warmup-iters"], int, 0)
         if r["warmup-iters"] is not None
-        else (10 if gpu else 3),
+        else (5 if gpu else 3),  # the quality pass has already run the engine
         warmup_fraction=_number("warmup-fraction", r["warmup-fraction"], float, 0)
         if r["warmup-fraction"]
         else None,
@@ -482,6 +520,8 @@ def resolve(config: pytest.Config) -> Settings:
         lock_clocks=_lock_clocks(r["lock-clocks"]),
         json_path=Path(r["json"]).expanduser() if r["json"] else None,
         shard=_shard(r["shard"]),
+        claim_dir=Path(r["claim-dir"]) if r["claim-dir"] else None,
+        claim_rank=_shard(r["claim-rank"], "claim-rank"),
         onnx_files=list(r["onnx"] or []),
         onnx_task=_choices("onnx-task", r["onnx-task"], _BY_NAME["onnx-task"].choices or ())[0]
         if r["onnx-task"]
@@ -571,7 +611,7 @@ def _shape_options(r: dict[str, Any]) -> dict[str, dict[str, tuple[int, ...]]]:
     return {"shapes": opt, "min_shapes": dict(lo), "max_shapes": dict(hi)}
 
 
-def _shard(v: Any) -> tuple[int, int] | None:
+def _shard(v: Any, name: str = "shard") -> tuple[int, int] | None:
     if v is None:
         return None
     from pytest_trt.shard import parse_shard
@@ -579,7 +619,7 @@ def _shard(v: Any) -> tuple[int, int] | None:
     try:
         return parse_shard(str(v))
     except ValueError as exc:
-        raise pytest.UsageError(str(exc)) from None
+        raise pytest.UsageError(str(exc).replace("--trt-shard", f"--trt-{name}")) from None
 
 
 def _lock_clocks(v: Any) -> str | None:

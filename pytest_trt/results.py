@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_trt import timing
+from pytest_trt import latency, timing
 from pytest_trt.backends.base import EngineInfo
 from pytest_trt.cache import atomic_write_text
 from pytest_trt.matrix import Case
@@ -70,17 +70,22 @@ def ratios(info: EngineInfo, base: Mapping[str, Any]) -> dict[str, float | None]
 
 
 def timing_section(
-    m: timing.Measurement, cfg: timing.TimingConfig, batch: int, tel: Mapping[str, Any], info: EngineInfo
+    m: timing.Measurement,
+    cfg: timing.TimingConfig,
+    batch: int,
+    tel: Mapping[str, Any],
+    info: EngineInfo,
+    valid_ci: float = latency.VALID_CI,
 ) -> dict[str, Any]:
     lat = m.latency_ms()
-    thr = timing.throughput(lat["model"], batch)
+    thr = latency.throughput(lat["model"], batch)
     if "e2e" in lat:
-        thr["samples_per_s_e2e_median"] = timing.throughput(lat["e2e"], batch)["samples_per_s_median"]
-    valid, reasons, notes = timing.validity(
-        m,
+        thr["samples_per_s_e2e_median"] = latency.throughput(lat["e2e"], batch)["samples_per_s_median"]
+    valid, reasons, notes = m.validity(
         clocks_changed=tel.get("clocks_changed"),
         throttle_reasons=tel.get("throttle_reasons") or (),
         io=info.io,
+        valid_ci=valid_ci,
     )
     mem = {
         "device_memory_used_mb": tel.get("device_memory_used_mb"),
@@ -107,6 +112,12 @@ def timing_section(
             "warmup_seconds": round(m.warmup_seconds, 4),
             "min_rounds": cfg.min_rounds,
             "min_time_s": cfg.min_time_s,
+            "max_time_s": cfg.max_time_s,
+            "target_ci": cfg.target_ci,
+            "stopped_by": m.stopped_by,
+            "samples_per_sync": m.chunk,
+            "inferences_per_sample": m.group,
+            "median_ci95_rel": lat["model"].get("median_ci95_rel"),
             "wall_seconds": round(m.wall_seconds, 3),
             "cuda_graph": m.cuda_graph,
             "pedantic": {"iterations": 1, "warmup_rounds": 0},
@@ -131,8 +142,9 @@ def add_percentiles(benchmarks: Sequence[Any], output_json: dict[str, Any]) -> N
         data = list(getattr(getattr(b, "stats", None), "data", []) or [])
         if len(data) >= 2:
             xs = sorted(data)
-            for q in timing.PERCENTILES:
-                bj["stats"][f"p{q}"] = timing.percentile(xs, q)
+            for q in latency.PERCENTILES:
+                if len(xs) >= latency.MIN_SAMPLES_FOR[q]:
+                    bj["stats"][f"p{q}"] = latency.percentile(xs, q)
 
 
 def session_section(

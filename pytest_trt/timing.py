@@ -1,10 +1,16 @@
-"""Measurement: warm-up, the timed loop, the latency breakdown and the statistics of it.
+"""Measurement: warm-up, the adaptive timed loop and the latency breakdown.
 
-GPU time comes from CUDA events recorded on the engine's stream around every iteration; CPU backends
-use ``perf_counter_ns``.  Either way the per-iteration time advances a :class:`VirtualClock` that
-pytest-benchmark uses as its timer in pedantic mode with ``iterations=1``, so pytest-benchmark's own
-stats, JSON, ``--benchmark-compare`` and ``--benchmark-compare-fail`` all see device time, not launch
-time.  The queue is drained before and after, and garbage collection is off inside timed loops.
+GPU time is taken trtexec-style: inferences are enqueued back to back in chunks with a CUDA event
+between each, and the host synchronises once per chunk, never inside it; one untimed inference leads
+each chunk so that the first event is recorded on a busy GPU.  Each inference's time is thus the GPU's
+back-to-back time, free of launch latency (which a sync per iteration puts inside every sample of a
+sub-100 us workload).  CPU backends are timed per inference with ``perf_counter_ns``.
+
+Measurement is adaptive: it stops once the median's 95 % confidence interval is within
+``target_ci`` (default +-0.5 %) and there are enough samples for every percentile reported, or when
+the time cap is reached.  The samples are then replayed through a :class:`VirtualClock` that
+pytest-benchmark uses as its timer in pedantic mode, so its stats, JSON and ``--benchmark-compare``
+all see device time.  The queue is drained before and after; garbage collection is off while timing.
 
 Three series are kept (the reference study's latency-model vs latency-all; trtexec's breakdown):
 ``model`` (inputs already on the device), ``e2e`` (pinned H2D + model + D2H, with each part), and
@@ -16,18 +22,12 @@ from __future__ import annotations
 import gc
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
+from pytest_trt import latency
 from pytest_trt.backends.base import Engine, Feed
-
-PERCENTILES = (50, 90, 95, 99)
-COV_LIMIT = 0.025  # trtexec's "GPU compute time is unstable" threshold
-ENQUEUE_BOUND = 0.8  # trtexec: median enqueue > 0.8 x median compute
-MIN_SAMPLES_FOR = {50: 10, 90: 20, 95: 40, 99: 100}  # fewer samples than this make a percentile unreliable
 
 
 class VirtualClock:
@@ -51,51 +51,22 @@ class VirtualClock:
 VIRTUAL_CLOCK = VirtualClock()
 
 
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """Linear-interpolated percentile of already sorted values (numpy's default definition)."""
-    n = len(sorted_values)
-    if n == 0:
-        return math.nan
-    pos = (n - 1) * q / 100.0
-    lo = math.floor(pos)
-    hi = min(lo + 1, n - 1)
-    return float(sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo))
-
-
-def summarize(seconds: Sequence[float]) -> dict[str, float]:
-    """Latency statistics in milliseconds: mean, median, p90/p95/p99, min, max, stddev, CoV, n."""
-    xs = sorted(float(s) * 1e3 for s in seconds)
-    n = len(xs)
-    if n == 0:
-        return {"n": 0}
-    mean = sum(xs) / n
-    sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1)) if n > 1 else 0.0
-    out = {
-        "n": n,
-        "mean": mean,
-        "median": percentile(xs, 50),
-        "min": xs[0],
-        "max": xs[-1],
-        "stddev": sd,
-        "cov": sd / mean if mean > 0 else 0.0,
-    }
-    for q in (90, 95, 99):
-        out[f"p{q}"] = percentile(xs, q)
-    return out
-
-
 @dataclass
 class TimingConfig:
     warmup_s: float = 0.2
     warmup_min: int = 10
     warmup_fraction: float | None = None  # "10% of the dataset" warm-up (reference study)
     dataset_size: int | None = None
-    min_rounds: int = 100
-    min_time_s: float = 1.0
+    min_rounds: int = 100  # p99 needs 100 samples
+    min_time_s: float = 0.0  # optional floor on timed seconds
     max_rounds: int = 100_000
-    max_time_s: float = 60.0
-    e2e_rounds: int = 100  # end-to-end iterations (with copies), after the model loop
+    max_time_s: float = 10.0  # cap on the model loop; the end-to-end loop gets a quarter of it
+    target_ci: float = 0.005  # stop once the median's 95 % CI is within +-0.5 %
+    e2e_rounds: int = 10  # minimum end-to-end iterations (with copies), after the model loop
     cuda_graph: str = "auto"
+    chunk_s: float = 0.05  # GPU work enqueued between two host synchronisations
+    group_s: float = 0.001  # below this per inference, one sample = the mean of several inferences
+    adaptive: bool = True
 
     def warmup_iterations(self, batch: int) -> int:
         n = self.warmup_min
@@ -117,34 +88,51 @@ class Measurement:
     wall_seconds: float = 0.0
     clock: str = "perf_counter_ns"
     cuda_graph: bool = False
+    chunk: int = 1  # samples per host synchronisation in the model loop
+    group: int = 1  # inferences per sample (their mean): > 1 only for sub-millisecond GPU work
+    stopped_by: str = ""  # "precision" | "time cap" | "round cap" | "fixed rounds"
 
-    def latency_ms(self) -> dict[str, dict[str, float]]:
-        out = {"model": summarize(self.model_s), "enqueue": summarize(self.enqueue_s)}
+    def latency_ms(self) -> dict[str, dict[str, Any]]:
+        out = {"model": latency.summarize(self.model_s), "enqueue": latency.summarize(self.enqueue_s)}
         if self.e2e_s:
-            out["e2e"] = summarize(self.e2e_s)
-            out["h2d"] = summarize(self.h2d_s)
-            out["d2h"] = summarize(self.d2h_s)
-            out["compute_in_e2e"] = summarize(self.compute_in_e2e_s)
+            out["e2e"] = latency.summarize(self.e2e_s)
+            out["h2d"] = latency.summarize(self.h2d_s)
+            out["d2h"] = latency.summarize(self.d2h_s)
+            out["compute_in_e2e"] = latency.summarize(self.compute_in_e2e_s)
         return out
+
+    def validity(self, **kw: Any) -> tuple[bool, list[str], list[str]]:
+        return latency.validity(
+            self.model_s,
+            clock=self.clock,
+            enqueue_s=self.enqueue_s,
+            cuda_graph=self.cuda_graph,
+            h2d_s=self.h2d_s,
+            d2h_s=self.d2h_s,
+            compute_in_e2e_s=self.compute_in_e2e_s,
+            **kw,
+        )
 
 
 class Stepper:
-    """One timed inference at a time, on the engine's stream (CUDA events) or on the host."""
+    """Timed inferences on the engine's stream (CUDA events) or on the host."""
 
     def __init__(self, engine: Engine, feed: Feed) -> None:
         self.engine = engine
         self.feed = feed
         self.stream = engine.stream
-        if self.stream is not None:
-            import torch
+        self._events: list[Any] = []
+        self.clock = "cuda_event" if self.stream is not None else "perf_counter_ns"
 
-            self._ev = [torch.cuda.Event(enable_timing=True) for _ in range(4)]
-            self.clock = "cuda_event"
-        else:
-            self.clock = "perf_counter_ns"
+    def _ev(self, n: int) -> list[Any]:
+        import torch
 
-    def model(self) -> tuple[float, float]:
-        """(device time, host enqueue time) of one inference, in seconds."""
+        while len(self._events) < n:
+            self._events.append(torch.cuda.Event(enable_timing=True))
+        return self._events[:n]
+
+    def one(self) -> tuple[float, float]:
+        """(device time, host enqueue time) of one inference, synchronised (warm-up and sizing)."""
         e = self.engine
         if self.stream is None:
             t0 = time.perf_counter_ns()
@@ -152,15 +140,40 @@ class Stepper:
             e.sync()
             dt = (time.perf_counter_ns() - t0) * 1e-9
             return dt, dt
-        start, end, stream, feed = self._ev[0], self._ev[1], self.stream, self.feed
-        # Enqueue time brackets the start event too, so that no host clock call sits inside the GPU window.
+        start, end = self._ev(2)
         t0 = time.perf_counter_ns()
-        start.record(stream)
-        e.infer(feed)
-        end.record(stream)
+        start.record(self.stream)
+        e.infer(self.feed)
+        end.record(self.stream)
         t1 = time.perf_counter_ns()
         end.synchronize()
         return start.elapsed_time(end) * 1e-3, (t1 - t0) * 1e-9
+
+    def chunk(self, m: int, lead_in: bool, group: int = 1) -> tuple[list[float], list[float]]:
+        """``m`` samples of ``group`` inferences each, all back to back: seconds per inference (device, host).
+
+        An event sits between groups, not between inferences: recording one costs the GPU ~2 us, which
+        would add ~4 % to a 50 us workload.
+        """
+        e, feed = self.engine, self.feed
+        if self.stream is None:
+            pairs = [self.one() for _ in range(m)]
+            return [p[0] for p in pairs], [p[1] for p in pairs]
+        ev, stream = self._ev(m + 1), self.stream
+        if lead_in:
+            e.infer(feed)  # keeps the GPU busy, so the first event does not wait for a launch
+        host: list[float] = []
+        ev[0].record(stream)
+        t = time.perf_counter_ns()
+        for i in range(m):
+            for _ in range(group):
+                e.infer(feed)
+            ev[i + 1].record(stream)
+            t2 = time.perf_counter_ns()
+            host.append((t2 - t) * 1e-9 / group)
+            t = t2
+        ev[m].synchronize()
+        return [ev[i].elapsed_time(ev[i + 1]) * 1e-3 / group for i in range(m)], host
 
     def e2e(self) -> tuple[float, float, float, float]:
         """(total, h2d, compute, d2h) seconds of one inference from pinned host memory and back."""
@@ -175,7 +188,7 @@ class Stepper:
             e.sync()
             t3 = time.perf_counter_ns()
             return (t3 - t0) * 1e-9, (t1 - t0) * 1e-9, (t2 - t1) * 1e-9, (t3 - t2) * 1e-9
-        a, b, c, d = self._ev
+        a, b, c, d = self._ev(4)
         a.record(self.stream)
         e.h2d(self.feed)
         b.record(self.stream)
@@ -192,12 +205,32 @@ class Stepper:
         )
 
 
-def plan_rounds(per_iter_s: float, cfg: TimingConfig) -> int:
-    """Rounds that satisfy both the minimum count and the minimum duration, within the caps."""
-    per = max(per_iter_s, 1e-7)
-    want = max(cfg.min_rounds, math.ceil(cfg.min_time_s / per))
-    cap = max(cfg.min_rounds, int(cfg.max_time_s / per))
-    return int(min(want, cfg.max_rounds, cap))
+def group_size(per_iter_s: float, cfg: TimingConfig, gpu: bool) -> int:
+    """Inferences per sample: enough for ``group_s`` of GPU work (1 on CPU and for longer inferences)."""
+    if not gpu or per_iter_s >= cfg.group_s:
+        return 1
+    return int(min(1000, math.ceil(cfg.group_s / max(per_iter_s, 1e-7))))
+
+
+def chunk_size(per_iter_s: float, cfg: TimingConfig, gpu: bool, group: int = 1) -> int:
+    """Samples per host synchronisation: about ``chunk_s`` of GPU work, 1..256 (always 1 on CPU)."""
+    if not gpu:
+        return 1
+    return int(min(256, max(1, math.ceil(cfg.chunk_s / max(per_iter_s * group, 1e-7)))))
+
+
+def done(samples: list[float], elapsed_s: float, cfg: TimingConfig, min_n: int) -> str:
+    """Why to stop now ("" to go on): the median is known well enough, or a cap is reached."""
+    n = len(samples)
+    if n >= cfg.max_rounds:
+        return "round cap"
+    if elapsed_s >= cfg.max_time_s and n >= 1:
+        return "time cap"
+    if n < min_n or elapsed_s < cfg.min_time_s:
+        return ""
+    if not cfg.adaptive:
+        return "fixed rounds"
+    return "precision" if latency.median_ci_rel(samples) <= cfg.target_ci else ""
 
 
 def warm_up(
@@ -217,11 +250,55 @@ def warm_up(
     return n, time.perf_counter() - t0, tail[len(tail) // 2]
 
 
+def _collect_model(step: Stepper, m: Measurement, cfg: TimingConfig, per_iter: float, quick: bool) -> None:
+    gpu = step.stream is not None
+    m.group = group_size(per_iter, cfg, gpu)
+    m.chunk = chunk_size(per_iter, cfg, gpu, m.group)
+    lead_in = per_iter < 0.01  # a ~10 us launch gap matters below ~10 ms per inference
+    t0 = time.perf_counter()
+    while True:
+        if quick:
+            if len(m.model_s) >= cfg.min_rounds:
+                m.stopped_by = "fixed rounds"
+                return
+        else:
+            m.stopped_by = done(m.model_s, time.perf_counter() - t0, cfg, cfg.min_rounds)
+            if m.stopped_by:
+                return
+        take = m.chunk if not quick else min(m.chunk, cfg.min_rounds - len(m.model_s))
+        dev, host = step.chunk(take, lead_in, m.group)
+        m.model_s += dev
+        m.enqueue_s += host
+
+
+def _collect_e2e(step: Stepper, m: Measurement, cfg: TimingConfig, quick: bool) -> None:
+    # The end-to-end series is reported, not gated: twice the model loop's tolerance is enough.
+    e2e_cfg = TimingConfig(
+        max_time_s=cfg.max_time_s / 4,
+        target_ci=2 * cfg.target_ci,
+        max_rounds=cfg.max_rounds,
+        adaptive=cfg.adaptive,
+    )
+    t0 = time.perf_counter()
+    while cfg.e2e_rounds > 0:
+        if quick:
+            if len(m.e2e_s) >= cfg.e2e_rounds:
+                return
+        elif done(m.e2e_s, time.perf_counter() - t0, e2e_cfg, cfg.e2e_rounds):
+            return
+        total, h2d, comp, d2h = step.e2e()
+        m.e2e_s.append(total)
+        m.h2d_s.append(h2d)
+        m.compute_in_e2e_s.append(comp)
+        m.d2h_s.append(d2h)
+
+
 def measure(engine: Engine, feed: Feed, cfg: TimingConfig, benchmark: Any | None) -> Measurement:
-    """Warm up, then time ``engine`` on ``feed``; feed the model series through ``benchmark``.
+    """Warm up, then time ``engine`` on ``feed``; replay the model series through ``benchmark``.
 
     ``benchmark`` is pytest-benchmark's fixture (its timer must be :data:`VIRTUAL_CLOCK`), or None to
-    time without recording (used by tests and by ``--benchmark-disable`` runs).
+    time without recording.  With no fixture or ``--benchmark-disable``, exactly ``min_rounds`` (and
+    ``e2e_rounds``) samples are taken: a quick look, not a measurement to gate on.
     """
     m = Measurement()
     step = Stepper(engine, feed)
@@ -233,91 +310,27 @@ def measure(engine: Engine, feed: Feed, cfg: TimingConfig, benchmark: Any | None
             engine.info.warnings.append("--trt-cuda-graph on: capture failed; timed without a graph")
     gc.collect()
     t_start = time.perf_counter()
-    m.warmup_iterations, m.warmup_seconds, per_iter = warm_up(step.model, cfg, feed.batch)
-    rounds = plan_rounds(per_iter, cfg)
-    disabled = benchmark is None or getattr(benchmark, "disabled", False)
+    m.warmup_iterations, m.warmup_seconds, per_iter = warm_up(step.one, cfg, feed.batch)
+    quick = benchmark is None or bool(getattr(benchmark, "disabled", False))
     gc_was = gc.isenabled()
     gc.disable()
     try:
-        if disabled:
-            if benchmark is not None:
-                benchmark(lambda: None)  # --benchmark-disable: run once, record nothing
-            for _ in range(min(rounds, cfg.min_rounds)):
-                dt, enq = step.model()
-                m.model_s.append(dt)
-                m.enqueue_s.append(enq)
-        else:
-            assert benchmark is not None
-
-            def one() -> None:
-                dt, enq = step.model()
-                VIRTUAL_CLOCK.advance(dt)
-                m.model_s.append(dt)
-                m.enqueue_s.append(enq)
-
-            benchmark.pedantic(one, rounds=rounds, iterations=1, warmup_rounds=0)
-        for _ in range(min(cfg.e2e_rounds, rounds)):
-            total, h2d, comp, d2h = step.e2e()
-            m.e2e_s.append(total)
-            m.h2d_s.append(h2d)
-            m.compute_in_e2e_s.append(comp)
-            m.d2h_s.append(d2h)
+        _collect_model(step, m, cfg, per_iter, quick)
+        _collect_e2e(step, m, cfg, quick)
     finally:
         if gc_was:
             gc.enable()
         engine.sync()
     m.wall_seconds = time.perf_counter() - t_start
-    return m
-
-
-def throughput(latency: dict[str, float], batch: int) -> dict[str, float]:
-    """Samples/s (qps x batch) from a latency summary, and the tail ratio p99/p50."""
-    med = latency.get("median", math.nan)
-    mean = latency.get("mean", math.nan)
-    return {
-        "samples_per_s_median": batch * 1e3 / med if med and med > 0 else math.nan,
-        "samples_per_s_mean": batch * 1e3 / mean if mean and mean > 0 else math.nan,
-        "qps_median": 1e3 / med if med and med > 0 else math.nan,
-        "p99_over_p50": latency.get("p99", math.nan) / med if med and med > 0 else math.nan,
-    }
-
-
-def validity(
-    m: Measurement,
-    *,
-    clocks_changed: bool | None = None,
-    throttle_reasons: Sequence[str] = (),
-    io: str = "device",
-) -> tuple[bool, list[str], list[str]]:
-    """(valid, reasons, notes) from the run's own statistics, trtexec-style.
-
-    Reasons make a result invalid for gating: unstable timing, too few samples for p99, clocks that
-    moved.  Notes describe the workload (enqueue- or transfer-bound) without invalidating it.
-    """
-    reasons: list[str] = []
-    notes: list[str] = []
-    lat = summarize(m.model_s)
-    n = int(lat.get("n", 0))
-    if n == 0:
-        return False, ["no samples"], notes
-    if lat["cov"] > COV_LIMIT:
-        reasons.append(f"unstable: coefficient of variation {lat['cov'] * 100:.1f}% > {COV_LIMIT * 100:.1f}%")
-    if n < MIN_SAMPLES_FOR[99]:
-        reasons.append(f"too few samples for p99: {n} < {MIN_SAMPLES_FOR[99]}")
-    if clocks_changed:
-        reasons.append("GPU clocks changed during the run (lock clocks for stable numbers)")
-    if throttle_reasons:
-        reasons.append("throttled: " + ", ".join(throttle_reasons))
-    if m.clock == "cuda_event":
-        enq = summarize(m.enqueue_s)
-        if not m.cuda_graph and enq.get("median", 0) > ENQUEUE_BOUND * lat["median"]:
-            notes.append(
-                f"enqueue-bound: median enqueue {enq['median']:.3f} ms > {ENQUEUE_BOUND} x compute "
-                f"{lat['median']:.3f} ms (try --trt-cuda-graph on)"
+    if benchmark is not None:
+        if quick:
+            benchmark(lambda: None)  # --benchmark-disable: run once, record nothing
+        else:
+            replay = iter(m.model_s)
+            benchmark.pedantic(
+                lambda: VIRTUAL_CLOCK.advance(next(replay)),
+                rounds=len(m.model_s),
+                iterations=1,
+                warmup_rounds=0,
             )
-    if m.e2e_s and io == "device":
-        comp = float(np.median(m.compute_in_e2e_s))
-        for part, xs in (("H2D", m.h2d_s), ("D2H", m.d2h_s)):
-            if xs and float(np.median(xs)) >= comp:
-                notes.append(f"transfer-bound: median {part} {float(np.median(xs)) * 1e3:.3f} ms >= compute")
-    return not reasons, reasons, notes
+    return m

@@ -56,6 +56,7 @@ def fast_args(cache: Path, *extra: str) -> list[str]:
         "--trt-device=cpu",
         "--trt-rounds=5",
         "--trt-min-time=0",
+        "--trt-target-ci=0",
         "--trt-warmup=0",
         "--trt-warmup-iters=1",
         "--trt-e2e-rounds=2",
