@@ -1,17 +1,11 @@
-"""Regression gate and side-by-side comparison of pytest-benchmark JSON runs.
+"""Regression gate of pytest-benchmark JSON runs: loading, the verdict per benchmark, side by side.
 
-The latency rule is built to raise few false alarms on a noisy GPU CI (a bare 5% threshold raises one
-in ~45% of runs of a 50-benchmark suite): a result regresses only if
-
-1. the ratio of the candidate's to the baseline's median of per-run medians exceeds ``1 + threshold``,
-2. the absolute difference exceeds a floor (default 20 us), and
-3. when each side has at least ``min_runs_for_test`` runs, a one-sided Mann-Whitney U test on the
-   per-run medians is significant at ``alpha`` (rounds inside one process share its offset, so
-   testing rounds would be over-confident).
-
-Quality is gated separately (closeness, agreement, accuracy may not drop by more than a tolerance).
-Differences of GPU, driver, CUDA, TensorRT or recipe are reported and, unless ``--across-env``, make
-a latency change "incomparable" rather than a regression.
+Latency is judged on per-run medians with the rule in :mod:`pytest_trt.regression` (moderated
+t-test on log medians, Sidak share of a suite-wide false-alarm rate, power at the threshold, the
+minimum detectable change said when the runs cannot reach the threshold).  Quality is gated
+separately (closeness, agreement, accuracy may not drop by more than a tolerance).  Differences of
+GPU, driver, CUDA, TensorRT or recipe are reported and, unless ``--across-env``, make a latency change
+"incomparable" rather than a regression.  Rendering is in :mod:`pytest_trt.compare_render`.
 """
 
 from __future__ import annotations
@@ -24,6 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_trt import regression
+from pytest_trt.regression import NoiseModel
 from pytest_trt.results import ResultsError, load_run
 
 VERDICTS = ("regressed", "failed-now", "improved", "unchanged", "new", "missing", "invalid", "incomparable")
@@ -40,12 +36,14 @@ QUALITY_METRICS = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Rule:
-    threshold: float = 0.05
-    floor_s: float = 20e-6
-    alpha: float = 0.01
-    min_runs_for_test: int = 3
+    threshold: float = 0.05  # the change that must be caught
+    floor_s: float = 2e-6  # changes smaller than this (absolute) are never called
+    alpha: float = 0.01  # suite-wide false-alarm rate: at most 1 in 100 unchanged suites
+    power: float = 0.98  # chance of catching a change of exactly ``threshold``
+    noise: NoiseModel | None = None  # prior for the run-to-run variance; None: bundled model on GPUs
+    use_bundled_noise: bool = True
     closeness_tol_pp: float = 1.0  # percentage points
     ratio_tol: float = 0.01  # agreement / accuracy, absolute
     across_env: bool = False
@@ -84,6 +82,9 @@ class Verdict:
     cand_median_ms: float | None = None
     ratio: float | None = None
     p_value: float | None = None
+    cut: float | None = None  # change (fraction) beyond which this benchmark is called
+    mdc: float | None = None  # minimum detectable change (fraction) with these runs
+    runs_needed: int | None = None  # runs per side that would bring mdc within the threshold
     base_p99_ms: float | None = None
     cand_p99_ms: float | None = None
     base_throughput: float | None = None
@@ -93,65 +94,6 @@ class Verdict:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-# -- statistics ---------------------------------------------------------------------------------
-
-
-def mann_whitney_greater(x: Sequence[float], y: Sequence[float]) -> float:
-    """One-sided p-value that ``y`` tends to be larger than ``x`` (exact for small samples).
-
-    Exact: enumerate U's null distribution by dynamic programming over rank placements (ties get
-    half credit in U, then the exact distribution of the untied case is used: conservative enough
-    for timing data, where exact ties are rare).  Normal approximation with tie correction otherwise.
-    """
-    n, m = len(x), len(y)
-    if n == 0 or m == 0:
-        return 1.0
-    u = sum(1.0 if yj > xi else 0.5 if yj == xi else 0.0 for xi in x for yj in y)
-    if n * m <= 2500:
-        # counts[k] = number of arrangements with U == k, built up one element at a time.
-        dist = _u_distribution(n, m)
-        total = sum(dist)
-        k = math.ceil(u - 1e-9)
-        return sum(dist[k:]) / total
-    allv = sorted(list(x) + list(y))
-    ties: dict[float, int] = defaultdict(int)
-    for v in allv:
-        ties[v] += 1
-    N = n + m
-    tie_term = sum(t**3 - t for t in ties.values()) / (N * (N - 1))
-    sd = math.sqrt(n * m / 12.0 * ((N + 1) - tie_term))
-    if sd == 0:
-        return 1.0
-    z = (u - n * m / 2.0 - 0.5) / sd
-    return 0.5 * math.erfc(z / math.sqrt(2))
-
-
-_U_CACHE: dict[tuple[int, int], list[int]] = {}
-
-
-def _u_distribution(n: int, m: int) -> list[int]:
-    if (n, m) in _U_CACHE:
-        return _U_CACHE[(n, m)]
-    # f[i][j] = distribution of U for sizes i, j (classic recurrence f(i,j,u)=f(i-1,j,u-j)+f(i,j-1,u)).
-    f: dict[tuple[int, int], list[int]] = {}
-    for i in range(n + 1):
-        for j in range(m + 1):
-            if i == 0 or j == 0:
-                f[(i, j)] = [1]
-                continue
-            a = f[(i - 1, j)]
-            b = f[(i, j - 1)]
-            size = i * j + 1
-            d = [0] * size
-            for k, c in enumerate(b):
-                d[k] += c
-            for k, c in enumerate(a):
-                d[k + j] += c
-            f[(i, j)] = d
-    _U_CACHE[(n, m)] = f[(n, m)]
-    return f[(n, m)]
 
 
 def _median(xs: Sequence[float]) -> float:
@@ -255,7 +197,21 @@ def load_side(paths: Sequence[Path]) -> dict[str, list[RunResult]]:
 # -- the rule -----------------------------------------------------------------------------------
 
 
-def judge(key: str, base: Sequence[RunResult], cand: Sequence[RunResult], rule: Rule) -> Verdict:
+def _prior(rule: Rule, runs: Sequence[RunResult]) -> regression.Noise | None:
+    """The noise prior for a benchmark: the rule's model, else the bundled fit on the GPU it was made on."""
+    model = rule.noise
+    if model is None and rule.use_bundled_noise and runs and runs[0].env.get("gpu"):
+        bundled = regression.bundled_gpu_model()
+        # Noise fitted on one GPU model says little about another: there, the runs speak for themselves.
+        model = bundled if runs[0].env.get("gpu") == bundled.device else None
+    if model is None:
+        return None
+    batch = runs[0].extra.get("batch") if runs else None
+    return model.for_batch(int(batch) if isinstance(batch, (int, float)) else None)
+
+
+def judge(key: str, base: Sequence[RunResult], cand: Sequence[RunResult], rule: Rule, k: int = 1) -> Verdict:
+    """The verdict for one benchmark; ``k`` is how many benchmarks are judged together (false alarms)."""
     if not base:
         return Verdict(key, "new", "only in the candidate", cand_runs=len(cand))
     if not cand:
@@ -266,22 +222,7 @@ def judge(key: str, base: Sequence[RunResult], cand: Sequence[RunResult], rule: 
     if failed_cand and ok_base:
         v.verdict, v.reason = "failed-now", f"candidate status {failed_cand[0].status} (baseline ran)"
         return v
-    # quality, gated separately from speed
-    qdrops = []
-    for name in QUALITY_METRICS:
-        bq = [r.quality[name] for r in base if name in r.quality]
-        cq = [r.quality[name] for r in cand if name in r.quality]
-        if not bq or not cq:
-            continue
-        delta = min(cq) - _median(bq)
-        v.quality_deltas[name] = delta
-        tol = (
-            rule.closeness_tol_pp
-            if name.endswith("closeness") or name.startswith("closeness")
-            else rule.ratio_tol
-        )
-        if delta < -tol:
-            qdrops.append(f"{name} {_median(bq):.4g} -> {min(cq):.4g} (tolerance {tol:g})")
+    qdrops = _quality_drops(base, cand, rule, v)
     env_diff = {
         k: (base[0].env.get(k), cand[0].env.get(k))
         for k in ENV_KEYS
@@ -293,11 +234,78 @@ def judge(key: str, base: Sequence[RunResult], cand: Sequence[RunResult], rule: 
     if qdrops:
         v.verdict, v.reason = "regressed", "quality dropped: " + "; ".join(qdrops)
         return v
-    bm = [s for r in base if (s := r.stat(rule.metric)) is not None]
-    cm = [s for r in cand if (s := r.stat(rule.metric)) is not None]
+    bm = [s for r in base if (s := r.stat(rule.metric)) is not None and s > 0]
+    cm = [s for r in cand if (s := r.stat(rule.metric)) is not None and s > 0]
     if not bm or not cm:
         v.verdict, v.reason = "unchanged", "no timing on one side (e.g. --benchmark-disable)"
         return v
+    _fill_figures(v, base, cand, bm, cm)
+    all_invalid = all(r.valid is False for r in cand)
+    if all_invalid and not rule.include_invalid:
+        v.verdict, v.reason = "invalid", "every candidate run is marked invalid (see its validity reasons)"
+        return v
+    t = regression.test_runs(
+        bm,
+        cm,
+        threshold=rule.threshold,
+        alpha_b=regression.sidak(rule.alpha, k),
+        power=rule.power,
+        prior=_prior(rule, cand),
+        floor_s=rule.floor_s,
+    )
+    v.p_value = None if math.isnan(t.p_value) else t.p_value
+    v.cut, v.mdc, v.runs_needed = t.cut, t.mdc, t.runs_needed
+    blind = ""
+    if t.mdc > rule.threshold:
+        more = f"; {t.runs_needed} runs per side would" if t.runs_needed else ""
+        shown = "unknown (one run a side, no noise model)" if math.isinf(t.mdc) else f"{t.mdc * 100:.1f}%"
+        blind = f"minimum detectable change {shown} > {rule.threshold * 100:g}% with {len(bm)}+{len(cm)} runs{more}"
+    if t.direction == "same":
+        v.reason = f"{t.change * 100:+.1f}% (called beyond {t.cut * 100:.1f}%)" + (
+            f"; {blind}" if blind else ""
+        )
+        return v
+    if env_diff and not rule.across_env:
+        v.verdict = "incomparable"
+        v.reason = (
+            f"{t.direction} by {abs(t.change) * 100:.1f}% but the environment differs "
+            f"({', '.join(env_diff)}); pass --across-env to judge"
+        )
+        return v
+    v.verdict = "regressed" if t.direction == "slower" else "improved"
+    v.reason = (
+        f"{rule.metric} {v.base_median_ms:.4g} -> {v.cand_median_ms:.4g} ms ({t.change * 100:+.1f}%, "
+        f"called beyond {t.cut * 100:.1f}%"
+        + (
+            f", p={t.p_value:.2g} over {len(bm)}+{len(cm)} runs)"
+            if v.p_value is not None
+            else ", ratio only)"
+        )
+    )
+    if all_invalid:
+        v.reason += " (the candidate's timing is marked invalid: see its validity reasons)"
+    return v
+
+
+def _quality_drops(base: Sequence[RunResult], cand: Sequence[RunResult], rule: Rule, v: Verdict) -> list[str]:
+    """Quality is gated apart from speed: the worst candidate run against the baseline's median."""
+    drops = []
+    for name in QUALITY_METRICS:
+        bq = [r.quality[name] for r in base if name in r.quality]
+        cq = [r.quality[name] for r in cand if name in r.quality]
+        if not bq or not cq:
+            continue
+        delta = min(cq) - _median(bq)
+        v.quality_deltas[name] = delta
+        tol = rule.closeness_tol_pp if "closeness" in name else rule.ratio_tol
+        if delta < -tol:
+            drops.append(f"{name} {_median(bq):.4g} -> {min(cq):.4g} (tolerance {tol:g})")
+    return drops
+
+
+def _fill_figures(
+    v: Verdict, base: Sequence[RunResult], cand: Sequence[RunResult], bm: list[float], cm: list[float]
+) -> None:
     b_med, c_med = _median(bm), _median(cm)
     v.base_median_ms, v.cand_median_ms = b_med * 1e3, c_med * 1e3
     v.ratio = c_med / b_med if b_med > 0 else math.inf
@@ -309,48 +317,19 @@ def judge(key: str, base: Sequence[RunResult], cand: Sequence[RunResult], rule: 
     ct = [r.throughput for r in cand if r.throughput]
     v.base_throughput = _median(bt) if bt else None
     v.cand_throughput = _median(ct) if ct else None
-    all_invalid = all(r.valid is False for r in cand)
-    if all_invalid and not rule.include_invalid:
-        v.verdict, v.reason = "invalid", "every candidate run is marked invalid (unstable or too few samples)"
-        return v
-    # Like asv: use the test only where the sample sizes can reach significance at all (3+3 runs cannot
-    # get below p = 1/20); otherwise the ratio and the floor decide.
-    tested = (
-        len(bm) >= rule.min_runs_for_test
-        and len(cm) >= rule.min_runs_for_test
-        and 1 / math.comb(len(bm) + len(cm), len(bm)) < rule.alpha
-    )
-    slower = v.ratio > 1 + rule.threshold and (c_med - b_med) > rule.floor_s
-    faster = v.ratio < 1 / (1 + rule.threshold) and (b_med - c_med) > rule.floor_s
-    if slower or faster:
-        v.p_value = mann_whitney_greater(bm, cm) if slower else mann_whitney_greater(cm, bm)
-        significant = (v.p_value < rule.alpha) if tested else True
-        if significant:
-            if env_diff and not rule.across_env:
-                v.verdict = "incomparable"
-                v.reason = (
-                    f"{'slower' if slower else 'faster'} by {abs(v.ratio - 1) * 100:.1f}% but the "
-                    f"environment differs ({', '.join(env_diff)}); pass --across-env to judge"
-                )
-                return v
-            v.verdict = "regressed" if slower else "improved"
-            v.reason = f"{rule.metric} {v.base_median_ms:.4g} -> {v.cand_median_ms:.4g} ms ({(v.ratio - 1) * 100:+.1f}%)"
-            if tested:
-                v.reason += f", Mann-Whitney p={v.p_value:.3g} over {len(bm)}+{len(cm)} runs"
-            if all_invalid:
-                v.reason += " (the candidate's timing is marked invalid: see its validity reasons)"
-            return v
-        v.reason = f"{(v.ratio - 1) * 100:+.1f}% not significant (p={v.p_value:.3g} >= {rule.alpha})"
-        return v
-    v.reason = f"{(v.ratio - 1) * 100:+.1f}%"
-    return v
 
 
 def compare_sides(
     base: Mapping[str, list[RunResult]], cand: Mapping[str, list[RunResult]], rule: Rule
 ) -> list[Verdict]:
     keys = sorted(set(base) | set(cand))
-    return [judge(k, base.get(k, []), cand.get(k, []), rule) for k in keys]
+    timed = sum(
+        1
+        for k in keys
+        if any(r.stat(rule.metric) for r in base.get(k, []))
+        and any(r.stat(rule.metric) for r in cand.get(k, []))
+    )
+    return [judge(k, base.get(k, []), cand.get(k, []), rule, k=timed) for k in keys]
 
 
 def gate_session(
@@ -446,120 +425,10 @@ def side_by_side(paths: Sequence[Path], by: str, metric: str = "median") -> dict
     }
 
 
-# -- rendering ----------------------------------------------------------------------------------
-
-
-def _f(x: float | None, spec: str = ".4g") -> str:
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
-
-
-def render_text(verdicts: Sequence[Verdict], env_notes: Sequence[str]) -> str:
-    lines = []
-    if env_notes:
-        lines.append("environment differences:")
-        lines += [f"  {n}" for n in env_notes]
-    lines.append(
-        f"{'verdict':12} {'base ms':>9} {'cand ms':>9} {'ratio':>7} {'p99 b/c ms':>17} {'samples/s b/c':>19}  result"
-    )
-    for v in verdicts:
-        lines.append(
-            f"{v.verdict:12} {_f(v.base_median_ms):>9} {_f(v.cand_median_ms):>9} {_f(v.ratio, '.3f'):>7} "
-            f"{_f(v.base_p99_ms) + '/' + _f(v.cand_p99_ms):>17} {_f(v.base_throughput, '.1f') + '/' + _f(v.cand_throughput, '.1f'):>19}  "
-            f"{v.key}" + (f"  [{v.reason}]" if v.reason and v.verdict != "unchanged" else "")
-        )
-        for name, d in v.quality_deltas.items():
-            if abs(d) > 0:
-                lines.append(f"{'':12} quality {name}: {d:+.4g}")
-    counts = {k: sum(1 for v in verdicts if v.verdict == k) for k in VERDICTS}
-    lines.append("summary: " + ", ".join(f"{n} {k}" for k, n in counts.items() if n))
-    return "\n".join(lines)
-
-
-def render_markdown(verdicts: Sequence[Verdict], env_notes: Sequence[str]) -> str:
-    out = ["# pytest-trt comparison", ""]
-    if env_notes:
-        out += ["**Environment differences:**", ""] + [f"- {n}" for n in env_notes] + [""]
-    out += [
-        "| verdict | result | base ms | cand ms | ratio | p99 base/cand ms | samples/s base/cand | note |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for v in verdicts:
-        out.append(
-            f"| {v.verdict} | `{v.key}` | {_f(v.base_median_ms)} | {_f(v.cand_median_ms)} | "
-            f"{_f(v.ratio, '.3f')} | {_f(v.base_p99_ms)}/{_f(v.cand_p99_ms)} | "
-            f"{_f(v.base_throughput, '.1f')}/{_f(v.cand_throughput, '.1f')} | {v.reason} |"
-        )
-    return "\n".join(out) + "\n"
-
-
-def render_side_by_side(sbs: Mapping[str, Any], markdown: bool = False) -> str:
-    cols = sbs["columns"]
-    head = [f"{c} ({', '.join(sbs['recipes'].get(c, [])) or 'recipe ?'})" for c in cols]
-    if markdown:
-        lines = [f"| result | {' | '.join(head)} |", "|---|" + "---|" * len(cols)]
-        for r, cells in sbs["rows"].items():
-            lines.append(f"| `{r}` | " + " | ".join(_f(cells[c]) for c in cols) + " |")
-        return "\n".join(lines) + "\n"
-    lines = [f"{sbs['metric']} latency (ms) by {sbs['by']}:", "  columns: " + "; ".join(head)]
-    width = max([len(r) for r in sbs["rows"]] + [10])
-    lines.append(f"{'result':{width}} " + " ".join(f"{c[:14]:>14}" for c in cols))
-    for r, cells in sbs["rows"].items():
-        lines.append(f"{r:{width}} " + " ".join(f"{_f(cells[c]):>14}" for c in cols))
-    return "\n".join(lines)
-
-
 def env_notes(base: Mapping[str, list[RunResult]], cand: Mapping[str, list[RunResult]]) -> list[str]:
     be = next((rs[0].env for rs in base.values() if rs), {})
     ce = next((rs[0].env for rs in cand.values() if rs), {})
     return [f"{k}: {be.get(k)} -> {ce.get(k)}" for k in ENV_KEYS if be.get(k) != ce.get(k)]
-
-
-def simulate_false_alarms(
-    n_suites: int = 400,
-    n_bench: int = 50,
-    runs: int = 5,
-    slowdown: float = 0.0,
-    seed: int = 0,
-    rule: Rule | None = None,
-    base_ms: float = 2.0,
-    run_sd: float = 0.015,
-    round_sd: float = 0.02,
-    rounds: int = 100,
-    outlier_rate: float = 0.02,
-) -> tuple[float, float]:
-    """(share of suites with at least one alarm, share of benchmarks flagged) under a noise model:
-    per-round lognormal noise, 2% outliers, and a per-process (run-to-run) offset."""
-    import numpy as np
-
-    rule = rule or Rule()
-    rng = np.random.default_rng(seed)
-    suites_with_alarm = 0
-    flagged = 0
-    for _ in range(n_suites):
-        alarm = False
-        for _b in range(n_bench):
-            sides = []
-            for factor in (1.0, 1.0 + slowdown):
-                meds = []
-                for _r in range(runs):
-                    offset = rng.normal(0, run_sd)
-                    x = base_ms * factor * np.exp(offset + rng.normal(0, round_sd, rounds))
-                    out = rng.random(rounds) < outlier_rate
-                    x[out] *= 1 + rng.exponential(0.5, int(out.sum()))
-                    meds.append(float(np.median(x)) / 1e3)
-                sides.append(meds)
-            if _decide(sides[0], sides[1], rule):
-                alarm = True
-                flagged += 1
-        suites_with_alarm += alarm
-    return suites_with_alarm / n_suites, flagged / (n_suites * n_bench)
-
-
-def _decide(b: Sequence[float], c: Sequence[float], rule: Rule) -> bool:
-    def mk(xs: Sequence[float]) -> list[RunResult]:
-        return [RunResult("sim", "sim", "ok", x, None, None, None, None, True, {}, "r", {}, {}) for x in xs]
-
-    return judge("sim", mk(b), mk(c), rule).verdict == "regressed"
 
 
 __all__ = [
@@ -569,7 +438,5 @@ __all__ = [
     "compare_sides",
     "gate_session",
     "judge",
-    "mann_whitney_greater",
     "side_by_side",
-    "simulate_false_alarms",
 ]

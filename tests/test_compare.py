@@ -88,7 +88,7 @@ def test_ten_percent_slowdown_on_one_benchmark_exits_1(
     cand = runs(tmp_path, "c", 5, slow={NAMES[2]: 1.10})
     assert main(["compare", *base, "--candidate", *cand]) == 1
     out, err = capsys.readouterr()
-    assert NAMES[2] in err and "regressed" in out and "Mann-Whitney p=" in out
+    assert NAMES[2] in err and "regressed" in out and "p=" in out and "over 5+5 runs" in out
     assert "1 regressed" in out
 
 
@@ -175,37 +175,6 @@ def test_json_and_markdown_outputs(tmp_path: Path) -> None:
     doc = json.loads(out_json.read_text())
     assert {v["verdict"] for v in doc["verdicts"]} == {"unchanged"} and doc["rule"]["threshold"] == 0.05
     assert "| verdict | result |" in out_md.read_text()
-
-
-def test_mann_whitney_exact_small_samples() -> None:
-    # complete separation 5 v 5: p = 1/C(10,5) = 1/252
-    assert compare.mann_whitney_greater([1, 2, 3, 4, 5], [6, 7, 8, 9, 10]) == pytest.approx(1 / 252)
-    assert compare.mann_whitney_greater([6, 7, 8, 9, 10], [1, 2, 3, 4, 5]) == pytest.approx(1.0)
-    # brute force over all splits of 3+3 values
-    import itertools
-
-    x, y = [1.0, 4.0, 6.0], [2.0, 5.0, 7.0]
-    allv = x + y
-    u_obs = sum(b > a for a in x for b in y)
-    cnt = tot = 0
-    for comb in itertools.combinations(range(6), 3):
-        xs = [allv[i] for i in comb]
-        ys = [allv[i] for i in range(6) if i not in comb]
-        tot += 1
-        cnt += sum(b > a for a in xs for b in ys) >= u_obs
-    assert compare.mann_whitney_greater(x, y) == pytest.approx(cnt / tot)
-
-
-def test_false_alarm_and_detection_rates() -> None:
-    """Seeded simulation of a 50-benchmark suite, 5 runs per side, realistic noise (see compare.py)."""
-    fa_suite, _fa_bench = compare.simulate_false_alarms(
-        n_suites=100, n_bench=50, runs=5, slowdown=0.0, seed=7
-    )
-    _det_suite, det_bench = compare.simulate_false_alarms(
-        n_suites=10, n_bench=50, runs=5, slowdown=0.10, seed=8
-    )
-    assert fa_suite < 0.01, f"suite-level false-alarm rate {fa_suite:.3f}"
-    assert det_bench > 0.95, f"detection rate for +10% {det_bench:.3f}"
 
 
 def test_in_session_gate(pytester: pytest.Pytester, tmp_path: Path) -> None:
