@@ -1,4 +1,4 @@
-"""``pytest-trt`` command: compare, report, run (one pytest per GPU and/or per Jetson power mode).
+"""``pytest-trt`` command: compare, report, merge (shards), noise (fit a noise model), run (one pytest per GPU).
 
 Exit codes: 0 fine, 1 a regression (compare) or a failing sub-run (run), 2 bad input.
 """
@@ -14,8 +14,49 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from pytest_trt import compare, shard
+from pytest_trt import compare, compare_render, history, regression, shard
 from pytest_trt.results import ResultsError, load_run, write_records
+
+
+def _sides(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
+    """Baseline and candidate files from positional files, --candidate and/or --storage/--last."""
+    files = compare.expand_paths(args.files) if args.files else []
+    cand = compare.expand_paths(args.candidate) if args.candidate else []
+    if args.storage:
+        stored = history.storage_files(args.storage, args.machine)
+        explicit = {p.resolve() for p in files + cand}
+        stored = [p for p in stored if p.resolve() not in explicit]
+        base, newest = history.split_last(stored, args.last, 0 if (cand or files) else args.candidate_runs)
+        return base, cand or files or newest
+    if cand:
+        return files, cand
+    if len(files) == 2:
+        return files[:1], files[1:]
+    raise ResultsError(
+        "give BASELINE CANDIDATE, BASELINE... --candidate CANDIDATE..., or --storage DIR [--last N]"
+    )
+
+
+def _rule(args: argparse.Namespace) -> compare.Rule:
+    noise = None
+    if args.noise_model and args.noise_model != "none":
+        try:
+            noise = regression.NoiseModel.load(args.noise_model)
+        except ValueError as exc:
+            raise ResultsError(f"--noise-model: {exc}") from None
+    return compare.Rule(
+        threshold=args.threshold / 100,
+        floor_s=args.floor_us * 1e-6,
+        alpha=args.alpha,
+        power=args.power,
+        noise=noise,
+        use_bundled_noise=args.noise_model != "none",
+        closeness_tol_pp=args.closeness_tol,
+        ratio_tol=args.ratio_tol,
+        across_env=args.across_env,
+        include_invalid=args.include_invalid,
+        metric=args.metric,
+    )
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -23,50 +64,68 @@ def _compare(args: argparse.Namespace) -> int:
         if args.by:
             paths = compare.expand_paths(args.files + (args.candidate or []))
             sbs = compare.side_by_side(paths, args.by, args.metric)
-            print(compare.render_side_by_side(sbs))
+            print(compare_render.render_side_by_side(sbs))
             if args.markdown:
-                Path(args.markdown).write_text(compare.render_side_by_side(sbs, markdown=True))
+                Path(args.markdown).write_text(compare_render.render_side_by_side(sbs, markdown=True))
             if args.json:
                 _emit_json(args.json, sbs)
             return 0
-        if args.candidate:
-            base_p, cand_p = compare.expand_paths(args.files), compare.expand_paths(args.candidate)
-        elif len(args.files) == 2:
-            base_p, cand_p = compare.expand_paths(args.files[:1]), compare.expand_paths(args.files[1:])
-        else:
-            print(
-                "pytest-trt compare: give BASELINE CANDIDATE, or BASELINE... --candidate CANDIDATE...",
-                file=sys.stderr,
-            )
-            return 2
+        base_p, cand_p = _sides(args)
         base, cand = compare.load_side(base_p), compare.load_side(cand_p)
+        rule = _rule(args)
     except ResultsError as exc:
         print(f"pytest-trt compare: {exc}", file=sys.stderr)
         return 2
-    rule = compare.Rule(
-        threshold=args.threshold / 100,
-        floor_s=args.floor_us * 1e-6,
-        alpha=args.alpha,
-        closeness_tol_pp=args.closeness_tol,
-        ratio_tol=args.ratio_tol,
-        across_env=args.across_env,
-        include_invalid=args.include_invalid,
-        metric=args.metric,
-    )
     verdicts = compare.compare_sides(base, cand, rule)
     notes = compare.env_notes(base, cand)
-    print(compare.render_text(verdicts, notes))
+    print(f"baseline: {len(base_p)} run(s); candidate: {len(cand_p)} run(s)")
+    print(compare_render.render_text(verdicts, notes))
     if args.markdown:
-        Path(args.markdown).write_text(compare.render_markdown(verdicts, notes))
+        Path(args.markdown).write_text(compare_render.render_markdown(verdicts, notes))
     if args.json:
+        rule_d = {k: v for k, v in rule.__dict__.items() if k != "noise"}
+        rule_d["noise_model"] = (
+            rule.noise.as_dict() if rule.noise else ("bundled" if rule.use_bundled_noise else None)
+        )
         _emit_json(
             args.json,
-            {"rule": rule.__dict__, "environment": notes, "verdicts": [v.as_dict() for v in verdicts]},
+            {
+                "rule": rule_d,
+                "baseline": [str(p) for p in base_p],
+                "candidate": [str(p) for p in cand_p],
+                "environment": notes,
+                "verdicts": [v.as_dict() for v in verdicts],
+            },
         )
     failing = [v for v in verdicts if v.verdict in compare.FAILING]
     if failing:
         print(f"{len(failing)} regression(s): " + ", ".join(v.key for v in failing), file=sys.stderr)
     return 1 if failing else 0
+
+
+def _noise(args: argparse.Namespace) -> int:
+    """Fit run-to-run noise per batch size from repeated separate runs of the same suite."""
+    try:
+        paths = compare.expand_paths(args.files)
+        side = compare.load_side(paths)
+        medians = {k: [r.median_s for r in rs if r.median_s] for k, rs in side.items()}
+        batches = {k: rs[0].extra.get("batch") for k, rs in side.items()}
+        model = regression.fit(medians, batches)
+    except (ResultsError, ValueError) as exc:
+        print(f"pytest-trt noise: {exc}", file=sys.stderr)
+        return 2
+    model.device = next((rs[0].env.get("gpu") for rs in side.values() if rs[0].env.get("gpu")), None) or "cpu"
+    model.source = {"runs": len(paths), "benchmarks": len(side)}
+    _emit_json(args.out, {"model": model.as_dict()})
+    for b, n in sorted(model.by_batch.items()):
+        need = regression.runs_needed(
+            n.run_sd, threshold=args.threshold / 100, alpha_b=regression.sidak(0.01, args.suite_size)
+        )
+        print(
+            f"batch {b}: run-to-run sd {n.run_sd * 100:.2f}% (df {n.df}); runs per side for {args.threshold:g}%: {need}"
+        )
+    print(f"pooled: run-to-run sd {model.pooled.run_sd * 100:.2f}% (df {model.pooled.df}) -> {args.out}")
+    return 0
 
 
 def _emit_json(target: str, payload: object) -> None:
@@ -77,11 +136,39 @@ def _emit_json(target: str, payload: object) -> None:
         Path(target).write_text(text)
 
 
+def _merge(args: argparse.Namespace) -> int:
+    """One JSON from the shards of one run (CI runners with --trt-shard I/N each)."""
+    try:
+        paths = compare.expand_paths(args.files)
+        runs = [load_run(p) for p in paths]
+    except ResultsError as exc:
+        print(f"pytest-trt merge: {exc}", file=sys.stderr)
+        return 2
+    for r in runs:
+        r.pop("_path", None)
+    merged = shard.merge(runs, [p.stem for p in paths])
+    names = [b.get("fullname") for b in merged["benchmarks"]]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        print(
+            f"pytest-trt merge: {len(dup)} benchmark(s) in more than one file, e.g. {dup[0]}", file=sys.stderr
+        )
+        return 2
+    write_records(Path(args.out), merged)
+    print(f"merged {len(names)} benchmarks from {len(paths)} files into {args.out}")
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from pytest_trt.report import write_report
 
     try:
-        out = write_report(compare.expand_paths(args.files), Path(args.out))
+        paths = compare.expand_paths(args.files) if args.files else []
+        if args.storage:
+            paths += history.storage_files(args.storage, args.machine)[-args.last :]
+        if not paths:
+            raise ResultsError("give result files, or --storage DIR")
+        out = write_report(paths, Path(args.out), window=args.window)
     except ResultsError as exc:
         print(f"pytest-trt report: {exc}", file=sys.stderr)
         return 2
@@ -99,13 +186,19 @@ def _gpu_count() -> int:
 def _run_subsets(
     pytest_args: Sequence[str], gpus: Sequence[str | None], extra: Sequence[str], workdir: Path, label: str
 ) -> tuple[list[dict[str, object]], list[str], int]:
-    """Start one pytest per GPU (in parallel), each with its shard; return their JSON and worst code."""
+    """Start one pytest per GPU (in parallel) sharing one work queue; return their JSON and worst code."""
     procs = []
     n = len(gpus)
+    # Each process would otherwise start one OpenMP/MKL thread per core: n processes oversubscribe the
+    # host n times, and spinning OpenMP threads then slow every CPU step (model set-up, quality checks).
+    threads = str(max(1, (os.cpu_count() or 1) // max(n, 1)))
     for i, gpu in enumerate(gpus):
         env = dict(os.environ)
         if gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = gpu
+        if n > 1:
+            for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+                env.setdefault(var, threads)
         out = workdir / f"{label}-shard{i}.json"
         cmd = [
             sys.executable,
@@ -117,8 +210,8 @@ def _run_subsets(
             *extra,
             f"--benchmark-json={out}",
         ]
-        if n > 1:
-            cmd.append(f"--trt-shard={i}/{n}")
+        if n > 1:  # one queue for all GPUs: each process takes the next unclaimed engine group
+            cmd += [f"--trt-claim-dir={workdir / (label + '-claims')}", f"--trt-claim-rank={i}/{n}"]
         print(
             f"[pytest-trt run] {label} shard {i}/{n} on CUDA_VISIBLE_DEVICES={gpu}: {' '.join(cmd[3:])}",
             flush=True,
@@ -181,12 +274,35 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("compare", help="gate a candidate run against a baseline; side by side with --by")
     c.add_argument(
-        "files", nargs="+", help="BASELINE CANDIDATE, or baselines with --candidate (globs allowed)"
+        "files", nargs="*", help="BASELINE CANDIDATE, or baselines with --candidate (globs allowed)"
+    )
+    c.add_argument(
+        "--storage", help="pytest-benchmark storage root (--benchmark-autosave writes .benchmarks)"
+    )
+    c.add_argument("--machine", help="machine id directory inside --storage (default: all)")
+    c.add_argument("--last", type=int, default=10, help="baseline = the last N stored runs (default 10)")
+    c.add_argument(
+        "--candidate-runs",
+        type=int,
+        default=1,
+        help="with --storage and no candidate files: the newest M stored runs are the candidate (default 1)",
     )
     c.add_argument("-c", "--candidate", nargs="+", help="candidate files (globs allowed; several runs)")
     c.add_argument("--threshold", type=float, default=5.0, help="latency ratio threshold in %% (default 5)")
-    c.add_argument("--floor-us", type=float, default=20.0, help="absolute latency floor in us (default 20)")
-    c.add_argument("--alpha", type=float, default=0.01, help="Mann-Whitney significance level (default 0.01)")
+    c.add_argument("--floor-us", type=float, default=2.0, help="absolute latency floor in us (default 2)")
+    c.add_argument(
+        "--alpha",
+        type=float,
+        default=0.01,
+        help="false-alarm rate of the whole comparison (default 0.01: 1 in 100 unchanged suites)",
+    )
+    c.add_argument(
+        "--power", type=float, default=0.98, help="chance of catching a change of exactly the threshold"
+    )
+    c.add_argument(
+        "--noise-model",
+        help="run-to-run noise prior (JSON from `pytest-trt noise`), or none; default: the bundled H100 fit for GPU runs",
+    )
     c.add_argument(
         "--closeness-tol", type=float, default=1.0, help="allowed closeness drop, percentage points"
     )
@@ -201,9 +317,25 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--markdown", help="write a Markdown table")
     c.set_defaults(func=_compare)
     r = sub.add_parser("report", help="HTML + Markdown report with plots from benchmark JSON")
-    r.add_argument("files", nargs="+")
+    r.add_argument("files", nargs="*")
     r.add_argument("--out", required=True, help="output directory")
+    r.add_argument("--storage", help="add the runs of a pytest-benchmark storage root (oldest first)")
+    r.add_argument("--machine", help="machine id directory inside --storage")
+    r.add_argument("--last", type=int, default=50, help="with --storage: the newest N runs (default 50)")
+    r.add_argument("--window", type=int, default=10, help="history: judge each run against the N before it")
     r.set_defaults(func=_report)
+    g = sub.add_parser(
+        "merge", help="one JSON from the shards of one run (--trt-shard I/N on several runners)"
+    )
+    g.add_argument("files", nargs="+", help="shard JSON files (globs allowed)")
+    g.add_argument("--out", required=True)
+    g.set_defaults(func=_merge)
+    n = sub.add_parser("noise", help="fit run-to-run noise per batch size from repeated separate runs")
+    n.add_argument("files", nargs="+", help="JSON of the same suite run several times (globs allowed)")
+    n.add_argument("--out", default="noise.json", help="where the model goes (- for stdout)")
+    n.add_argument("--threshold", type=float, default=5.0, help="change to detect, in %% (default 5)")
+    n.add_argument("--suite-size", type=int, default=50, help="benchmarks compared at once (default 50)")
+    n.set_defaults(func=_noise)
     u = sub.add_parser("run", help="one pytest per GPU / power mode, merged into one JSON")
     u.add_argument("--gpus", help="all, or a comma list of GPU indices/UUIDs")
     u.add_argument("--power-modes", help="Jetson nvpmodel modes to run in turn, e.g. 0,1")

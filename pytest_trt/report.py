@@ -2,7 +2,9 @@
 
 Writes PNGs, a self-contained HTML page (images embedded) and a Markdown summary:
 throughput vs inference batch per precision, latency (mean and max) per model and precision,
-closeness vs atol fraction, memory during inference vs batch, build time vs optimization level.
+closeness vs atol fraction, memory during inference vs batch, build time vs optimization level, and --
+given three or more runs -- each benchmark's median over the runs with the band an unchanged run
+falls in, regressions marked (:mod:`pytest_trt.history`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pytest_trt import history
 from pytest_trt.results import load_run
 
 FIGURES = (
@@ -99,7 +102,14 @@ def make_figures(rows: list[dict[str, Any]], out: Path) -> dict[str, Path]:
         ax.legend(fontsize=7)
         save(fig, name)
 
-    timed = [r for r in rows if r.get("throughput_samples_per_s")]
+    # Files from other pytest-benchmark suites (no batch, no latency breakdown) still get the table.
+    timed = [
+        r
+        for r in rows
+        if r.get("throughput_samples_per_s")
+        and r.get("batch") is not None
+        and (r.get("latency_ms") or {}).get("model")
+    ]
     # 1. throughput vs batch, one line per model/backend/precision (dynamic profiles first)
     series: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for r in timed:
@@ -172,7 +182,9 @@ def make_figures(rows: list[dict[str, Any]], out: Path) -> dict[str, Path]:
         bs = eng.get("build_seconds")
         if bs is not None and r.get("opt_level") is not None and not eng.get("cached"):
             key = _series_label(r, "model", "backend", "precision", "profile")
-            if all(p[0] != int(r["opt_level"]) for p in build[key]):  # one build per level (batches share it)
+            if r.get("opt_level") is not None and all(
+                p[0] != int(r["opt_level"]) for p in build[key]
+            ):  # one build per level (batches share it)
                 build[key].append((int(r["opt_level"]), float(bs)))
     if build:
         lines(
@@ -222,10 +234,75 @@ def _table(rows: list[dict[str, Any]]) -> list[list[str]]:
     return out
 
 
-def write_report(paths: Sequence[Path], out: Path) -> dict[str, Path]:
+def history_figure(tl: dict[str, list[history.Point]], out: Path, most: int = 12) -> Path | None:
+    """Median per run for the benchmarks with most runs (regressed first), the band, verdict marks."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = sorted(tl, key=lambda k: (not any(p.verdict == "regressed" for p in tl[k]), -len(tl[k]), k))[:most]
+    keys = [k for k in keys if len(tl[k]) >= 3]
+    if not keys:
+        return None
+    cols = min(3, len(keys))
+    rows_n = math.ceil(len(keys) / cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(5 * cols, 3 * rows_n), squeeze=False)
+    for ax, key in zip(axes.flat, keys, strict=False):
+        pts = tl[key]
+        x = [p.run for p in pts]
+        ax.plot(x, [p.median_ms for p in pts], "o-", ms=3, color="tab:blue", label="median")
+        banded = [p for p in pts if p.band_ms]
+        if banded:
+            ax.fill_between(
+                [p.run for p in banded],
+                [p.band_ms[0] for p in banded if p.band_ms],
+                [p.band_ms[1] for p in banded if p.band_ms],
+                color="tab:blue",
+                alpha=0.15,
+                label="noise band of the runs before",
+            )
+        for verdict, colour in (("regressed", "tab:red"), ("improved", "tab:green")):
+            hit = [p for p in pts if p.verdict == verdict]
+            if hit:
+                ax.scatter(
+                    [p.run for p in hit],
+                    [p.median_ms for p in hit],
+                    s=60,
+                    marker="x",
+                    color=colour,
+                    label=verdict,
+                    zorder=3,
+                )
+        ax.set_title(key.split("::")[-1][-60:], fontsize=8)
+        ax.set_xlabel("run")
+        ax.set_ylabel("median ms")
+        ax.legend(fontsize=6)
+    for ax in list(axes.flat)[len(keys) :]:
+        ax.axis("off")
+    fig.tight_layout()
+    p = out / "history.png"
+    fig.savefig(p, dpi=100)
+    plt.close(fig)
+    return p
+
+
+def write_report(paths: Sequence[Path], out: Path, window: int = 10) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     rows, machine = _rows(paths)
     figs = make_figures(rows, out)
+    events: list[str] = []
+    if len(paths) >= 3:
+        tl = history.timeline(paths, window)
+        fig = history_figure(tl, out)
+        if fig is not None:
+            figs["history"] = fig
+        events = [
+            f"- run {p.run} ({p.label}): `{k}` {p.verdict}, median {p.median_ms:.4g} ms"
+            for k, pts in tl.items()
+            for p in pts
+            if p.verdict in ("regressed", "improved")
+        ]
     table = _table(rows)
     env = ", ".join(f"{k}={machine.get(k)}" for k in ("gpu", "driver", "trt_version", "torch", "onnxruntime"))
     md = [
@@ -237,6 +314,8 @@ def write_report(paths: Sequence[Path], out: Path) -> dict[str, Path]:
         "",
     ]
     md += [f"![{n}]({p.name})" for n, p in figs.items()] + [""]
+    if len(paths) >= 3:
+        md += ["## Changes over the runs", "", *(events or ["none beyond the noise band"]), ""]
     md.append("| " + " | ".join(table[0]) + " |")
     md.append("|" + "---|" * len(table[0]))
     md += ["| " + " | ".join(row) + " |" for row in table[1:]]
