@@ -133,6 +133,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if drop:
             config.hook.pytest_deselected(items=drop)
         items[:] = keep
+    if s.claim_dir is not None and s.claim_rank is not None:
+        index, count = s.claim_rank
+        k = round(index * len(items) / count)
+        items[:] = items[k:] + items[:k]
     for item in items:
         if "trt_run" not in getattr(item, "fixturenames", ()):
             continue
@@ -183,6 +187,17 @@ def _check_user_data(sess: TrtSession, cases: list[matrix.Case]) -> None:
                 sess.calibration(c)
         except UserDataError as exc:
             raise pytest.UsageError(f"{exc} (model {c.model})") from None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    """With --trt-claim-dir, a case another process has claimed is left to it (not run, not reported)."""
+    s = item.config.stash[SETTINGS_KEY]
+    if s.claim_dir is None or "trt_run" not in getattr(item, "fixturenames", ()):
+        return None
+    from pytest_trt import shard
+
+    return None if shard.claim(s.claim_dir, item.nodeid) else True
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -1,7 +1,8 @@
 """Spreading a benchmark matrix over GPUs: deterministic sharding and merging of the JSON files.
 
 Each GPU gets its own pytest process (pinned with ``CUDA_VISIBLE_DEVICES``) that collects the same
-matrix and keeps its share (``--trt-shard I/N``).  Cases that share an engine (a dynamic profile's
+matrix.  On one machine the processes take engine groups from a shared claim directory as they free
+up (``--trt-claim-dir``); across machines (CI runners) each keeps a fixed share (``--trt-shard I/N``).  Cases that share an engine (a dynamic profile's
 batch sweep) stay together, so each engine is built and timed on one GPU.  Timing never runs under
 xdist: pytest-benchmark disables itself there.
 """
@@ -9,9 +10,11 @@ xdist: pytest-benchmark disables itself there.
 from __future__ import annotations
 
 import copy
+import hashlib
 import os
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 _BATCH = re.compile(r"-b\d+(?=-opt\d)")
@@ -40,6 +43,29 @@ def assign(nodeids: Sequence[str], n: int) -> dict[str, int]:
         for nid in groups[g]:
             out[nid] = k
     return out
+
+
+def claim(directory: Path, nodeid: str) -> bool:
+    """Take ``nodeid``'s engine group for this process; False if another process has it.
+
+    Processes that share a directory take work as they free up (a shared queue with no server), so a
+    GPU that drew the cheap cases does not sit idle while another works through the expensive ones.
+    ``O_EXCL`` creation is atomic on local file systems; the file records the owner's pid.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    name = hashlib.sha256(group_of(nodeid).encode()).hexdigest()[:32]
+    path = directory / name
+    mine = f"{os.getpid()}\n"
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        try:
+            return path.read_text() == mine  # a later case of a group this process already runs
+        except OSError:
+            return False
+    with os.fdopen(fd, "w") as f:
+        f.write(mine)
+    return True
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -96,13 +96,27 @@ def test_b(trt_run):
     names = sorted(b["name"] for b in merged["benchmarks"])
     assert len(names) == 4 and len(set(names)) == 4  # every case exactly once
     shards = {b["extra_info"]["shard"] for b in merged["benchmarks"]}
-    assert shards == {"run:gpu0", "run:gpu1"}
+    assert shards <= {"run:gpu0", "run:gpu1"}  # who takes what is first come, first served
     by_shard = {
         s: {b["extra_info"]["precision"] for b in merged["benchmarks"] if b["extra_info"]["shard"] == s}
         for s in shards
     }
     assert all(len(v) == 1 for v in by_shard.values())  # each engine (precision) on one shard only
     assert [s["cuda_visible_devices"] for s in merged["machine_info"]["pytest_trt"]["shards"]] == ["0", "1"]
+
+
+def test_claims_are_per_engine_group_and_first_come(tmp_path: Path) -> None:
+    d = tmp_path / "claims"
+    static = "b.py::t[m-torch-fp16-static-b1-opt3]"
+    dyn1, dyn8 = "b.py::t[m-trt-fp16-dynamic-b1-opt3]", "b.py::t[m-trt-fp16-dynamic-b8-opt3]"
+    assert shard.claim(d, dyn1) and shard.claim(d, dyn8)  # the same engine: this process keeps it
+    assert shard.claim(d, static)
+    # another process's claim: the file names its pid
+    other = "b.py::t[m-trt-int8-dynamic-b1-opt3]"
+    import hashlib
+
+    (d / hashlib.sha256(shard.group_of(other).encode()).hexdigest()[:32]).write_text("1\n")
+    assert not shard.claim(d, other) and not shard.claim(d, other.replace("b1", "b4"))
 
 
 def test_shard_option_deselects(pytester: pytest.Pytester, bench_file: Path, shared_cache: Path) -> None:
