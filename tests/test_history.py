@@ -31,6 +31,8 @@ def storage(tmp: Path, n: int, slow_last: float = 1.0, machine: str = MACHINE) -
         doc = json.loads(p.read_text())
         doc["datetime"] = f"2026-11-{k + 1:02d}T03:00:00"
         doc["commit_info"] = {"id": f"{k:07d}deadbeef"}
+        for j, b in enumerate(doc["benchmarks"]):
+            b["extra_info"]["batch"] = 1 if j % 2 == 0 else 32
         p.write_text(json.dumps(doc))
     return root
 
@@ -104,3 +106,38 @@ def test_report_draws_history_and_lists_the_regression(tmp_path: Path) -> None:
     assert (out / "history.png").stat().st_size > 10_000
     md = (out / "report.md").read_text()
     assert "## Changes over the runs" in md and f"`{NAMES[1]}` regressed" in md and "run 5" in md
+
+
+def test_noise_cli_fits_per_batch_and_says_runs_needed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = storage(tmp_path, 6)
+    files = [str(p) for p in history.storage_files(root)]
+    out = tmp_path / "noise.json"
+    assert main(["noise", *files, "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    model = json.loads(out.read_text())["model"]
+    assert (
+        "batch 1: run-to-run sd" in text
+        and "batch 32: run-to-run sd" in text
+        and "runs per side for 5%" in text
+    )
+    assert set(model["by_batch"]) == {"1", "32"}
+    assert model["pooled"]["df"] == len(NAMES) * 5 and 0.002 < model["pooled"]["run_sd"] < 0.02
+    # the fitted file is accepted by compare as its prior
+    assert main(["compare", "--storage", str(root), "--last", "4", "--noise-model", str(out)]) == 0
+    assert main(["noise", files[0], "--out", str(out)]) == 2  # one run cannot show run-to-run noise
+    assert "two or more runs" in capsys.readouterr().err
+
+
+def test_merge_joins_shards_and_refuses_overlap(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a = run_json(tmp_path / "run1-shard0.json", {NAMES[0]: 1.0, NAMES[1]: 2.0}, seed=1)
+    b = run_json(tmp_path / "run1-shard1.json", {NAMES[2]: 3.0}, seed=2)
+    out = tmp_path / "run1.json"
+    assert main(["merge", str(tmp_path / "run1-shard*.json"), "--out", str(out)]) == 0
+    merged = json.loads(out.read_text())
+    assert sorted(x["fullname"] for x in merged["benchmarks"]) == sorted(NAMES[:3])
+    assert {x["extra_info"]["shard"] for x in merged["benchmarks"]} == {a.stem, b.stem}
+    run_json(tmp_path / "run1-shard1.json", {NAMES[1]: 3.0}, seed=2)
+    assert main(["merge", str(tmp_path / "run1-shard*.json"), "--out", str(tmp_path / "x.json")]) == 2
+    assert "more than one file" in capsys.readouterr().err
