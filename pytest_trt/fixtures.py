@@ -209,6 +209,12 @@ class TrtRun:
         if msg:
             pytest.fail(msg, pytrace=False)
 
+    def publish(self, status: str | None = None) -> None:
+        """For benchmarks with their own loop (e.g. the video pipeline): set the status, write the record."""
+        if status is not None:
+            self.record["status"] = status
+        self._publish()
+
     def _publish(self) -> None:
         """Copy the record into pytest-benchmark's extra_info (what --benchmark-json writes)."""
         self.record["extra_info"]["status"] = self.record["status"]

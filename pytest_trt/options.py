@@ -170,6 +170,18 @@ OPTIONS: tuple[Opt, ...] = (
         "pytest-benchmark JSON to gate this run against (same rule as `pytest-trt compare`)",
         metavar="FILE",
     ),
+    Opt(
+        "video",
+        "video for benchmarks/test_realtime.py: a file, or a camera index such as 0 (default: a clip made "
+        "from scikit-image photographs)",
+        metavar="PATH|INDEX",
+    ),
+    Opt(
+        "fps-target",
+        "frame rate the real-time pipeline must reach (default 30; given: a failed target fails)",
+        "float",
+    ),
+    Opt("frames", "frames timed per real-time case (default GPU 300, CPU 40)", "int"),
     Opt("power-mode", "Jetson power mode(s) this run is meant for; other modes skip", "csv"),
     Opt("lock-clocks", "lock GPU clocks through NVML for the session: max | base | MHZ (restored after)"),
     Opt("json", "write every case's record (also failed and skipped ones) to this file", metavar="FILE"),
@@ -366,6 +378,10 @@ class Settings:
     json_path: Path | None = None
     shard: tuple[int, int] | None = None
     claim_dir: Path | None = None
+    video: str | None = None
+    fps_target: float = 30.0
+    fps_target_given: bool = False
+    frames: int = 40
     claim_rank: tuple[int, int] | None = None
     onnx_files: list[str] = field(default_factory=list)
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # opt shapes by input name
@@ -415,6 +431,7 @@ class Settings:
         d["cache_dir"] = str(self.cache_dir)
         d["baseline"] = str(self.baseline) if self.baseline else None
         d["json_path"] = str(self.json_path) if self.json_path else None
+        d["claim_dir"] = str(self.claim_dir) if self.claim_dir else None
         d["gates"] = {k: [str(g) for g in v] for k, v in self.gates.items()}
         return d
 
@@ -521,6 +538,12 @@ def resolve(config: pytest.Config) -> Settings:
         json_path=Path(r["json"]).expanduser() if r["json"] else None,
         shard=_shard(r["shard"]),
         claim_dir=Path(r["claim-dir"]) if r["claim-dir"] else None,
+        video=r["video"],
+        fps_target=_number("fps-target", r["fps-target"], float, 0.001)
+        if r["fps-target"] is not None
+        else 30.0,
+        fps_target_given=r["fps-target"] is not None,
+        frames=_number("frames", r["frames"], int, 1) if r["frames"] else (300 if gpu else 40),
         claim_rank=_shard(r["claim-rank"], "claim-rank"),
         onnx_files=list(r["onnx"] or []),
         onnx_task=_choices("onnx-task", r["onnx-task"], _BY_NAME["onnx-task"].choices or ())[0]

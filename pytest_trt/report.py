@@ -26,6 +26,7 @@ FIGURES = (
     "closeness_curves",
     "memory_vs_batch",
     "build_vs_opt_level",
+    "fps_vs_resolution",
 )
 
 
@@ -194,6 +195,23 @@ def make_figures(rows: list[dict[str, Any]], out: Path) -> dict[str, Path]:
             "builder optimization level",
             "build time (s, uncached builds)",
             "^",
+            {},
+        )
+    # 6. the video pipeline: whole-loop FPS vs resolution per backend / preprocessing (test_realtime.py)
+    fps: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for r in rows:
+        rt = r.get("realtime") or {}
+        if rt.get("fps_mean") and r.get("hw"):
+            label = _series_label(r, "model", "backend", "precision") + f" prep {rt.get('preprocess_on')}"
+            fps[label].append((int(r["hw"]), float(rt["fps_mean"])))
+    if fps:
+        lines(
+            fps,
+            "fps_vs_resolution",
+            "Real-time loop FPS vs resolution",
+            "resolution (px)",
+            "frames/s (mean)",
+            "s",
             {},
         )
     return figs

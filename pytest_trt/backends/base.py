@@ -192,6 +192,14 @@ class Engine(abc.ABC):
         """The CUDA stream the engine runs on (a torch.cuda.Stream), or None on CPU."""
         return None
 
+    def load(self, feed: Feed, x: np.ndarray) -> None:
+        """Write a new first input into the feed's host buffer (same shape), e.g. the next video frame."""
+        raise NotImplementedError(f"{self.info.backend}: feeding new data into an existing feed")
+
+    def device_input(self, feed: Feed) -> Any:
+        """The feed's first input on the device (a torch tensor), for preprocessing on the GPU; None if none."""
+        return None
+
     def capture_graph(self, feed: Feed) -> bool:
         """Capture ``infer(feed)`` into a CUDA graph replayed by later calls; False if not possible."""
         return False

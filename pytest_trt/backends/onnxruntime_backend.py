@@ -70,6 +70,11 @@ class OrtEngine(Engine):
     def make_feed(self, x: Inputs) -> OrtFeed:
         return OrtFeed(self.inputs, x)
 
+    def load(self, feed: Feed, x: np.ndarray) -> None:
+        assert isinstance(feed, OrtFeed)
+        dst = feed.feed[self.inputs[0][0]]
+        np.copyto(dst, x.reshape(dst.shape), casting="same_kind")
+
     def h2d(self, feed: Feed) -> None:
         """Inputs stay in host memory: ORT copies them itself (``io = host``)."""
 

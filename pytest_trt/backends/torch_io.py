@@ -62,6 +62,16 @@ class TorchIOEngine(Engine):
         self.sync()
         return TorchFeed(hosts, devs)
 
+    def load(self, feed: Feed, x: np.ndarray) -> None:
+        assert isinstance(feed, TorchFeed)
+        feed.hosts[0].copy_(torch.from_numpy(np.ascontiguousarray(x)).view(feed.hosts[0].shape))
+        if not self.device.is_cuda:
+            feed.devs[0].copy_(feed.hosts[0])  # on the CPU the "device" buffer is a second host tensor
+
+    def device_input(self, feed: Feed) -> Any:
+        assert isinstance(feed, TorchFeed)
+        return feed.devs[0] if self.device.is_cuda else None
+
     def h2d(self, feed: Feed) -> None:
         assert isinstance(feed, TorchFeed)
         if self.device.is_cuda:
