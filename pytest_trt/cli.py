@@ -6,6 +6,7 @@ Exit codes: 0 fine, 1 a regression (compare) or a failing sub-run (run), 2 bad i
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import subprocess
@@ -148,7 +149,7 @@ def _merge(args: argparse.Namespace) -> int:
         r.pop("_path", None)
     merged = shard.merge(runs, [p.stem for p in paths])
     names = [b.get("fullname") for b in merged["benchmarks"]]
-    dup = sorted({n for n in names if names.count(n) > 1})
+    dup = sorted(str(n) for n, c in collections.Counter(names).items() if c > 1)
     if dup:
         print(
             f"pytest-trt merge: {len(dup)} benchmark(s) in more than one file, e.g. {dup[0]}", file=sys.stderr

@@ -21,6 +21,7 @@ from typing import Any
 from pytest_trt import regression
 from pytest_trt.regression import NoiseModel
 from pytest_trt.results import ResultsError, load_run
+from pytest_trt.results import median as _median
 
 VERDICTS = ("regressed", "failed-now", "improved", "unchanged", "new", "missing", "invalid", "incomparable")
 FAILING = ("regressed", "failed-now")
@@ -94,12 +95,6 @@ class Verdict:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _median(xs: Sequence[float]) -> float:
-    s = sorted(xs)
-    k = len(s)
-    return (s[k // 2] if k % 2 else 0.5 * (s[k // 2 - 1] + s[k // 2])) if k else math.nan
 
 
 # -- loading ------------------------------------------------------------------------------------

@@ -151,7 +151,6 @@ class TrtRun:
             min_time_s=s.min_time,
             max_time_s=max(s.max_time, s.min_time),
             target_ci=s.target_ci,
-            adaptive=s.target_ci > 0,
             e2e_rounds=s.e2e_rounds,
             cuda_graph=s.cuda_graph,
         )

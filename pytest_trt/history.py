@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,19 +71,20 @@ class Point:
 
 
 def timeline(
-    paths: Sequence[Path], window: int = 10, rule: compare.Rule | None = None
+    loaded: Sequence[Mapping[str, Any]], window: int = 10, rule: compare.Rule | None = None
 ) -> dict[str, list[Point]]:
-    """Per benchmark: each run's median, the band of the runs before it, and the rule's verdict."""
+    """Per benchmark: each run's median, the band of the runs before it, and the rule's verdict.
+
+    ``loaded``: the runs oldest first, as :func:`pytest_trt.results.load_run` returns them."""
     rule = rule or compare.Rule()
-    runs = [(p, compare.load_side([p])) for p in paths]
+    runs = [(_label(data), {r.key: r for r in compare.results_from_run(data)}) for data in loaded]
     keys = sorted({k for _, side in runs for k in side})
     out: dict[str, list[Point]] = {}
     for key in keys:
         pts: list[Point] = []
         history: list[compare.RunResult] = []
-        for i, (p, side) in enumerate(runs):
-            rs = side.get(key) or []
-            r = rs[0] if rs else None
+        for i, (label, side) in enumerate(runs):
+            r = side.get(key)
             if r is None or r.median_s is None:
                 continue
             band = None
@@ -96,17 +97,13 @@ def timeline(
                 z = 2.0 * math.sqrt(1 + 1 / len(logs))  # ~95 % of a new unchanged run
                 band = (centre * math.exp(-z * sd) * 1e3, centre * math.exp(z * sd) * 1e3)
                 verdict = compare.judge(key, before, [r], rule, k=len(keys)).verdict
-            pts.append(Point(i, _label(p), r.median_s * 1e3, band, verdict, r.valid))
+            pts.append(Point(i, label, r.median_s * 1e3, band, verdict, r.valid))
             history.append(r)
         if pts:
             out[key] = pts
     return out
 
 
-def _label(p: Path) -> str:
-    try:
-        data: dict[str, Any] = load_run(p)
-    except ResultsError:
-        return p.name
+def _label(data: Mapping[str, Any]) -> str:
     commit = (data.get("commit_info") or {}).get("id") or ""
-    return f"{str(data.get('datetime', ''))[:16]} {commit[:7]}".strip() or p.name
+    return f"{str(data.get('datetime', ''))[:16]} {commit[:7]}".strip() or Path(str(data.get("_path"))).name

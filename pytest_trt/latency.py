@@ -60,12 +60,13 @@ def summarize(seconds: Sequence[float]) -> dict[str, Any]:
     mean = float(xs.mean())
     sd = float(xs.std(ddof=1)) if n > 1 else 0.0
     lo, hi = median_ci(xs)
+    med = float(np.median(xs))
     out: dict[str, Any] = {
         "n": n,
         "mean": mean,
-        "median": float(np.median(xs)),
+        "median": med,
         "median_ci95": [lo, hi],
-        "median_ci95_rel": median_ci_rel(xs) if n >= 3 else None,
+        "median_ci95_rel": (hi - lo) / 2 / med if n >= 3 and med > 0 else None,
         "min": float(xs.min()),
         "max": float(xs.max()),
         "stddev": sd,

@@ -380,7 +380,6 @@ class Settings:
     claim_dir: Path | None = None
     video: str | None = None
     fps_target: float = 30.0
-    fps_target_given: bool = False
     frames: int = 40
     claim_rank: tuple[int, int] | None = None
     onnx_files: list[str] = field(default_factory=list)
@@ -542,7 +541,6 @@ def resolve(config: pytest.Config) -> Settings:
         fps_target=_number("fps-target", r["fps-target"], float, 0.001)
         if r["fps-target"] is not None
         else 30.0,
-        fps_target_given=r["fps-target"] is not None,
         frames=_number("frames", r["frames"], int, 1) if r["frames"] else (300 if gpu else 40),
         claim_rank=_shard(r["claim-rank"], "claim-rank"),
         onnx_files=list(r["onnx"] or []),

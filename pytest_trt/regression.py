@@ -19,6 +19,7 @@ Quantiles and p-values are :mod:`scipy.stats`'s Student t.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -89,8 +90,12 @@ class NoiseModel:
         return cls.from_dict(data.get("model", data))
 
 
+@functools.lru_cache(maxsize=1)
 def bundled_gpu_model() -> NoiseModel:
-    """The model fitted to repeated H100 runs shipped with the package (see ``data/gpu_noise.json``)."""
+    """The model fitted to repeated H100 runs shipped with the package (see ``data/gpu_noise.json``).
+
+    Read once: ``compare`` asks for it per benchmark (and a report's timeline per benchmark and run).
+    Callers must not modify it."""
     text = resources.files("pytest_trt").joinpath("data/gpu_noise.json").read_text()
     return NoiseModel.from_dict(json.loads(text)["model"])
 
@@ -149,6 +154,23 @@ def _moderated(
     return d, np.sqrt(s2 * (1.0 / rb + 1.0 / rc)), np.full_like(d, float(dof))
 
 
+def _cut(
+    se: np.ndarray, dof: np.ndarray, *, threshold: float, alpha_b: float, power: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(cut, t_a + t_p) in log scale: never below the false-alarm bound, at most what keeps ``power`` at
+    ``threshold``.  With no variance estimate at all (dof 0) the cut is the threshold and mdc infinite."""
+    known = dof > 0
+    safe = np.where(known, dof, 1.0)
+    t_a = stats.t.ppf(1 - alpha_b, safe)
+    t_p = stats.t.ppf(power, safe)
+    cut = np.where(known, np.maximum(t_a * se, math.log1p(threshold) - t_p * se), math.log1p(threshold))
+    return cut, np.where(known, t_a + t_p, np.inf)
+
+
+def _direction(d: np.ndarray, cut: np.ndarray) -> np.ndarray:
+    return np.where(d > cut, 1, np.where(d < -cut, -1, 0))
+
+
 def decide_many(
     base_log: np.ndarray,
     cand_log: np.ndarray,
@@ -161,12 +183,8 @@ def decide_many(
 ) -> np.ndarray:
     """+1 slower / -1 faster / 0 for each row of (…, runs) arrays of log medians (the simulation's path)."""
     d, se, dof = _moderated(np.asarray(base_log, float), np.asarray(cand_log, float), prior, prior_df_cap)
-    if not dof.size or dof.flat[0] == 0:
-        return np.where(d > math.log1p(threshold), 1, np.where(d < -math.log1p(threshold), -1, 0))
-    t_a = stats.t.ppf(1 - alpha_b, dof)
-    t_p = stats.t.ppf(power, dof)
-    cut = np.maximum(t_a * se, math.log1p(threshold) - t_p * se)
-    return np.where(d > cut, 1, np.where(d < -cut, -1, 0))
+    cut, _ = _cut(se, dof, threshold=threshold, alpha_b=alpha_b, power=power)
+    return _direction(d, cut)
 
 
 def test_runs(
@@ -180,23 +198,20 @@ def test_runs(
     floor_s: float = 0.0,
     prior_df_cap: int = PRIOR_DF_CAP,
 ) -> Test:
-    """The rule for one benchmark from per-run medians in seconds."""
+    """The rule for one benchmark from per-run medians in seconds (the same cut as :func:`decide_many`,
+    raised to ``floor_s`` where that is larger)."""
     xb = np.log(np.asarray(base_s, float))[None, :]
     xc = np.log(np.asarray(cand_s, float))[None, :]
     d_a, se_a, dof_a = _moderated(xb, xc, prior, prior_df_cap)
-    d, se, dof = float(d_a[0]), float(se_a[0]), float(dof_a[0])
+    cut_a, t_a = _cut(se_a, dof_a, threshold=threshold, alpha_b=alpha_b, power=power)
+    d, se, dof, t = float(d_a[0]), float(se_a[0]), float(dof_a[0]), float(t_a[0])
     base_med = float(np.exp(xb.mean()))
-    floor = math.log1p(floor_s / base_med) if base_med > 0 else 0.0
+    cut = max(float(cut_a[0]), math.log1p(floor_s / base_med) if base_med > 0 else 0.0)
+    direction = {1: "slower", -1: "faster", 0: "same"}[int(_direction(np.array(d), np.array(cut)))]
     if dof == 0:  # one run a side and no prior: the ratio alone, and say so
-        cut = max(math.log1p(threshold), floor)
-        direction = "slower" if d > cut else "faster" if d < -cut else "same"
         return Test(math.expm1(d), math.nan, 0, math.expm1(cut), math.inf, math.nan, direction, None)
-    t_a = float(stats.t.ppf(1 - alpha_b, dof))
-    t_p = float(stats.t.ppf(power, dof))
-    cut = max(t_a * se, math.log1p(threshold) - t_p * se, floor)
-    direction = "slower" if d > cut else "faster" if d < -cut else "same"
     p = float(stats.t.sf(abs(d) / se, dof)) if se > 0 else (0.0 if d else 1.0)
-    mdc = math.expm1((t_a + t_p) * se)
+    mdc = math.expm1(t * se)
     need = None
     if mdc > threshold:
         need = runs_needed(

@@ -30,11 +30,10 @@ FIGURES = (
 )
 
 
-def _rows(paths: Sequence[Path]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _rows(loaded: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     machine: dict[str, Any] = {}
-    for p in paths:
-        data = load_run(p)
+    for data in loaded:
         machine = machine or (data.get("machine_info", {}).get("pytest_trt") or {})
         seen = set()
         for b in data["benchmarks"]:
@@ -307,11 +306,12 @@ def history_figure(tl: dict[str, list[history.Point]], out: Path, most: int = 12
 
 def write_report(paths: Sequence[Path], out: Path, window: int = 10) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
-    rows, machine = _rows(paths)
+    loaded = [load_run(p) for p in paths]  # each file read once, for the table and the timeline
+    rows, machine = _rows(loaded)
     figs = make_figures(rows, out)
     events: list[str] = []
     if len(paths) >= 3:
-        tl = history.timeline(paths, window)
+        tl = history.timeline(loaded, window)
         fig = history_figure(tl, out)
         if fig is not None:
             figs["history"] = fig

@@ -1,10 +1,10 @@
 """Measurement: warm-up, the adaptive timed loop and the latency breakdown.
 
 GPU time is taken trtexec-style: inferences are enqueued back to back in chunks with a CUDA event
-between each, and the host synchronises once per chunk, never inside it; one untimed inference leads
-each chunk so that the first event is recorded on a busy GPU.  Each inference's time is thus the GPU's
-back-to-back time, free of launch latency (which a sync per iteration puts inside every sample of a
-sub-100 us workload).  CPU backends are timed per inference with ``perf_counter_ns``.
+between samples (one sample = one inference, or the mean of ~1 ms of them for sub-millisecond work),
+and the host synchronises once per chunk, never inside it; one untimed inference leads each chunk so
+that the first event is recorded on a busy GPU.  Each sample is thus the GPU's back-to-back time, free
+of launch latency (which a sync per iteration puts inside every sample of a sub-100 us workload).  CPU backends are timed per inference with ``perf_counter_ns``.
 
 Measurement is adaptive: it stops once the median's 95 % confidence interval is within
 ``target_ci`` (default +-0.5 %) and there are enough samples for every percentile reported, or when
@@ -61,12 +61,11 @@ class TimingConfig:
     min_time_s: float = 0.0  # optional floor on timed seconds
     max_rounds: int = 100_000
     max_time_s: float = 10.0  # cap on the model loop; the end-to-end loop gets a quarter of it
-    target_ci: float = 0.005  # stop once the median's 95 % CI is within +-0.5 %
+    target_ci: float = 0.005  # stop once the median's 95 % CI is within +-0.5 %; 0: fixed rounds
     e2e_rounds: int = 10  # minimum end-to-end iterations (with copies), after the model loop
     cuda_graph: str = "auto"
     chunk_s: float = 0.05  # GPU work enqueued between two host synchronisations
     group_s: float = 0.001  # below this per inference, one sample = the mean of several inferences
-    adaptive: bool = True
 
     def warmup_iterations(self, batch: int) -> int:
         n = self.warmup_min
@@ -228,7 +227,7 @@ def done(samples: list[float], elapsed_s: float, cfg: TimingConfig, min_n: int) 
         return "time cap"
     if n < min_n or elapsed_s < cfg.min_time_s:
         return ""
-    if not cfg.adaptive:
+    if cfg.target_ci <= 0:
         return "fixed rounds"
     return "precision" if latency.median_ci_rel(samples) <= cfg.target_ci else ""
 
@@ -250,21 +249,24 @@ def warm_up(
     return n, time.perf_counter() - t0, tail[len(tail) // 2]
 
 
+def _stop_rule(cfg: TimingConfig, min_n: int, quick: bool) -> Callable[[list[float], float], str]:
+    """The loop's stop test: exactly ``min_n`` samples for a quick look, else :func:`done` under ``cfg``."""
+    if quick:
+        return lambda samples, _elapsed: "fixed rounds" if len(samples) >= min_n else ""
+    return lambda samples, elapsed: done(samples, elapsed, cfg, min_n)
+
+
 def _collect_model(step: Stepper, m: Measurement, cfg: TimingConfig, per_iter: float, quick: bool) -> None:
     gpu = step.stream is not None
     m.group = group_size(per_iter, cfg, gpu)
     m.chunk = chunk_size(per_iter, cfg, gpu, m.group)
     lead_in = per_iter < 0.01  # a ~10 us launch gap matters below ~10 ms per inference
+    stop = _stop_rule(cfg, cfg.min_rounds, quick)
     t0 = time.perf_counter()
     while True:
-        if quick:
-            if len(m.model_s) >= cfg.min_rounds:
-                m.stopped_by = "fixed rounds"
-                return
-        else:
-            m.stopped_by = done(m.model_s, time.perf_counter() - t0, cfg, cfg.min_rounds)
-            if m.stopped_by:
-                return
+        m.stopped_by = stop(m.model_s, time.perf_counter() - t0)
+        if m.stopped_by:
+            return
         take = m.chunk if not quick else min(m.chunk, cfg.min_rounds - len(m.model_s))
         dev, host = step.chunk(take, lead_in, m.group)
         m.model_s += dev
@@ -272,25 +274,28 @@ def _collect_model(step: Stepper, m: Measurement, cfg: TimingConfig, per_iter: f
 
 
 def _collect_e2e(step: Stepper, m: Measurement, cfg: TimingConfig, quick: bool) -> None:
+    if cfg.e2e_rounds <= 0:
+        return
     # The end-to-end series is reported, not gated: twice the model loop's tolerance is enough.
     e2e_cfg = TimingConfig(
-        max_time_s=cfg.max_time_s / 4,
-        target_ci=2 * cfg.target_ci,
-        max_rounds=cfg.max_rounds,
-        adaptive=cfg.adaptive,
+        max_time_s=cfg.max_time_s / 4, target_ci=2 * cfg.target_ci, max_rounds=cfg.max_rounds
     )
+    stop = _stop_rule(e2e_cfg, cfg.e2e_rounds, quick)
     t0 = time.perf_counter()
-    while cfg.e2e_rounds > 0:
-        if quick:
-            if len(m.e2e_s) >= cfg.e2e_rounds:
-                return
-        elif done(m.e2e_s, time.perf_counter() - t0, e2e_cfg, cfg.e2e_rounds):
-            return
+    while not stop(m.e2e_s, time.perf_counter() - t0):
         total, h2d, comp, d2h = step.e2e()
         m.e2e_s.append(total)
         m.h2d_s.append(h2d)
         m.compute_in_e2e_s.append(comp)
         m.d2h_s.append(d2h)
+
+
+def replay(benchmark: Any, seconds: list[float]) -> None:
+    """Hand measured times to pytest-benchmark: one pedantic round per sample, via the virtual clock."""
+    it = iter(seconds)
+    benchmark.pedantic(
+        lambda: VIRTUAL_CLOCK.advance(next(it)), rounds=len(seconds), iterations=1, warmup_rounds=0
+    )
 
 
 def measure(engine: Engine, feed: Feed, cfg: TimingConfig, benchmark: Any | None) -> Measurement:
@@ -326,11 +331,5 @@ def measure(engine: Engine, feed: Feed, cfg: TimingConfig, benchmark: Any | None
         if quick:
             benchmark(lambda: None)  # --benchmark-disable: run once, record nothing
         else:
-            replay = iter(m.model_s)
-            benchmark.pedantic(
-                lambda: VIRTUAL_CLOCK.advance(next(replay)),
-                rounds=len(m.model_s),
-                iterations=1,
-                warmup_rounds=0,
-            )
+            replay(benchmark, m.model_s)
     return m

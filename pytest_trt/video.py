@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from pytest_trt.backends.base import Engine, Feed
+
 STAGES = ("decode", "preprocess", "h2d", "infer", "d2h", "postprocess")
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)  # torchvision's ImageNet normalisation
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -196,36 +198,36 @@ def run_loop(
     cap: Any,
     frames: int,
     hw: int,
-    *,
-    load: Callable[[np.ndarray], None],
-    upload: Callable[[], None],
-    infer: Callable[[], Any],
-    download: Callable[[Any], list[np.ndarray]],
-    sync: Callable[[], None],
+    engine: Engine,
+    feed: Feed,
     colours: np.ndarray,
     gpu_preprocess: Callable[[np.ndarray], None] | None = None,
     warmup: int = 5,
 ) -> FrameStats:
-    """Time ``frames`` frames through the six stages (after ``warmup`` untimed ones)."""
+    """Time ``frames`` frames through the six stages (after ``warmup`` untimed ones).
+
+    With ``gpu_preprocess`` the raw frame is written into the feed's device input by that function
+    (its upload is part of the stage); otherwise the CPU result goes through ``engine.load`` and ``h2d``.
+    """
     stats = FrameStats()
     for i, (frame, decode_s) in enumerate(frames_of(cap, frames + warmup)):
         t: dict[str, float] = {"decode": decode_s}
         t0 = time.perf_counter()
         if gpu_preprocess is not None:
-            gpu_preprocess(frame)  # uploads the raw frame: the copy is inside this stage
-            sync()
+            gpu_preprocess(frame)
+            engine.sync()
             t1 = t2 = time.perf_counter()
         else:
-            load(preprocess_cpu(frame, hw))
+            engine.load(feed, preprocess_cpu(frame, hw))
             t1 = time.perf_counter()
-            upload()
-            sync()
+            engine.h2d(feed)
+            engine.sync()
             t2 = time.perf_counter()
-        out = infer()
-        sync()
+        out = engine.infer(feed)
+        engine.sync()
         t3 = time.perf_counter()
-        host = download(out)
-        sync()
+        host = engine.d2h(out)
+        engine.sync()
         t4 = time.perf_counter()
         overlay(frame, host[0], colours)
         t5 = time.perf_counter()

@@ -10,6 +10,7 @@ import pytest
 
 from pytest_trt import history
 from pytest_trt.cli import main
+from pytest_trt.results import load_run
 from tests.test_compare import NAMES, run_json
 
 MACHINE = "Linux-CPython-3.11-64bit"
@@ -90,7 +91,7 @@ def test_storage_errors_are_usage_errors(tmp_path: Path, capsys: pytest.CaptureF
 
 def test_timeline_bands_and_marks_the_slow_run(tmp_path: Path) -> None:
     root = storage(tmp_path, 8, slow_last=1.10)
-    tl = history.timeline(history.storage_files(root), window=5)
+    tl = history.timeline([load_run(p) for p in history.storage_files(root)], window=5)
     slow = tl[NAMES[1]]
     assert [p.verdict for p in slow][-1] == "regressed" and slow[-1].band_ms is not None
     assert slow[-1].median_ms > slow[-1].band_ms[1]  # outside the band of the runs before

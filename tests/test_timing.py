@@ -51,7 +51,7 @@ def test_stop_rule_precision_count_and_caps() -> None:
     assert timing.done(noisy, 0.1, cfg, 100) == ""  # +-0.5% not reached with this spread
     assert timing.done(noisy, 10.0, cfg, 100) == "time cap"
     assert timing.done(steady[:5], 10.0, cfg, 100) == "time cap"  # a slow model stops at the cap
-    assert timing.done(steady, 0.1, timing.TimingConfig(adaptive=False), 100) == "fixed rounds"
+    assert timing.done(steady, 0.1, timing.TimingConfig(target_ci=0), 100) == "fixed rounds"
     assert timing.chunk_size(50e-6, cfg, gpu=True) == 256 and timing.chunk_size(0.02, cfg, gpu=True) == 3
     assert timing.chunk_size(50e-6, cfg, gpu=False) == 1
     # sub-millisecond GPU work: one sample is the mean of 1 ms of inferences (an event costs ~2 us)
