@@ -71,6 +71,24 @@ def test_preprocess_and_overlay() -> None:
     assert not np.array_equal(out[:60], frame[:60] // 2) and np.allclose(out[70:], frame[70:] * 0.5, atol=1)
 
 
+def test_torch_postprocessing_matches_the_cpu_overlay() -> None:
+    """The GPU variant's overlay (torch ops, run here on the CPU) is the CPU pipeline's image."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    frame = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    logits = rng.normal(size=(1, 5, 30, 40)).astype(np.float32)
+    colours = video.palette(5)
+    ref = video.overlay(frame, logits, colours)
+    got = video.overlay_torch(torch.from_numpy(frame), torch.from_numpy(logits), torch.from_numpy(colours))
+    assert got.dtype == torch.uint8 and got.shape == frame.shape
+    diff = np.abs(got.numpy().astype(int) - ref.astype(int))
+    assert diff.max() <= 1  # the same labels at every pixel; blending rounds alike to within 1
+    wrong = video.overlay_torch(
+        torch.from_numpy(frame), torch.from_numpy(logits[:, ::-1].copy()), torch.from_numpy(colours)
+    )
+    assert np.abs(wrong.numpy().astype(int) - ref.astype(int)).max() > 1  # other labels: caught
+
+
 def test_realtime_benchmark_skips_without_camera_and_gates_fps(
     pytester: pytest.Pytester, shared_cache: Path
 ) -> None:
@@ -83,8 +101,8 @@ def test_realtime_benchmark_skips_without_camera_and_gates_fps(
     r.assert_outcomes(skipped=2)
     r.stdout.fnmatch_lines(["*no camera 0 can be opened*"])
     ok = pytester.runpytest(*args, "--trt-fps-target=0.5", "-rs")
-    ok.assert_outcomes(passed=1, skipped=1)  # the GPU-preprocessing variant needs a GPU
-    ok.stdout.fnmatch_lines(["*GPU preprocessing needs a CUDA GPU*"])
+    ok.assert_outcomes(passed=1, skipped=1)  # the GPU-processing variant needs a GPU
+    ok.stdout.fnmatch_lines(["*GPU pre/postprocessing needs a CUDA GPU*"])
     bad = pytester.runpytest(*args, "--trt-fps-target=100000")
     bad.assert_outcomes(failed=1, skipped=1)
     bad.stdout.fnmatch_lines(["*FPS < target 100000*"])

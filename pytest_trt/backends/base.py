@@ -200,6 +200,10 @@ class Engine(abc.ABC):
         """The feed's first input on the device (a torch tensor), for preprocessing on the GPU; None if none."""
         return None
 
+    def device_outputs(self, out: Any) -> list[Any]:
+        """``infer``'s outputs as device tensors (torch), for postprocessing on the GPU."""
+        raise NotImplementedError(f"{self.info.backend}: its outputs are not device tensors")
+
     def capture_graph(self, feed: Feed) -> bool:
         """Capture ``infer(feed)`` into a CUDA graph replayed by later calls; False if not possible."""
         return False

@@ -86,6 +86,9 @@ class TorchIOEngine(Engine):
             return list(out.values())
         return list(out)
 
+    def device_outputs(self, out: Any) -> list[Any]:
+        return self.outputs(out)
+
     def d2h(self, out: Any) -> list[np.ndarray]:
         res = []
         for i, t in enumerate(self.outputs(out)):
