@@ -1,6 +1,7 @@
 """Cross-framework comparison: MobileNetV2 at batch 64 (as in the references) on torch eager, torch.compile,
-onnxruntime and TensorRT.  The terminal summary prints each one's speed-up against torch fp32 eager and
-its p99/p50 ratio.
+onnxruntime, OpenVINO and TensorRT.  The terminal summary prints each one's speed-up against torch fp32
+eager and its p99/p50 ratio; ``pytest-trt report`` tabulates speed-ups against PyTorch on the same
+device with p50/p99, build/compile time and (OpenVINO) async throughput.
 """
 
 import pytest
@@ -12,8 +13,8 @@ from pytest_trt.fixtures import TrtRun
     models=["mobilenet_v2"],
     batches=[64],
     profiles=["dynamic"],
-    backends=["torch", "torch_eager", "torch_compile", "onnxruntime", "tensorrt"],
-    precisions=["fp32", "fp16"],
+    backends=["torch", "torch_eager", "torch_compile", "onnxruntime", "openvino", "tensorrt"],
+    precisions=["fp32", "fp16", "int8"],
 )
 def test_frameworks(trt_run: TrtRun) -> None:
     trt_run.run()

@@ -15,10 +15,11 @@ import traceback
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
-from pytest_trt import backends, gates, jetson, judge, results, telemetry, timing, zoo
+from pytest_trt import backends, gates, jetson, judge, results, sparsity, telemetry, timing, zoo
 from pytest_trt.backends.base import BuildFailed, BuiltNotRunnable, Engine
 from pytest_trt.cache import ArtifactCache
 from pytest_trt.export import OnnxModel
@@ -95,6 +96,7 @@ class TrtRun:
         # TF32 only exists on CUDA devices; CPU fp32 is judged as strict fp32.
         gclass = gates.gate_class(self.case.precision, self.settings.tf32 and self.settings.device.is_cuda)
         ref = self.session.reference(self.case, self.req, self.engine, gclass)
+        pruned = self._pruning(base.outputs, labels)
         verdict = judge.judge(
             self.spec.task,
             base.names,
@@ -105,6 +107,7 @@ class TrtRun:
             gate_list=gates.gates_for(gclass, self._overrides()),
             labels=labels,
             trained=trained,
+            sections={"sparsity": pruned} if pruned else None,
         )
         q = verdict.quality
         q["data"] = {
@@ -126,9 +129,27 @@ class TrtRun:
         self.record["extra_info"]["quality"] = q
         return q
 
+    def _pruning(self, outputs: list[np.ndarray], labels: np.ndarray | None) -> dict[str, Any] | None:
+        """For a pruned variant: its 2:4 structure, file sizes and what pruning cost against the dense model
+        (``pruning_*`` metrics, gated only by the user's gates)."""
+        if self.spec.prune is None or self.spec.parent is None:
+            return None
+        dense_case = dataclasses.replace(self.case, model=self.spec.parent)
+        dense = self.session.baseline(dense_case)
+        section: dict[str, Any] = sparsity.structure(self.session.model(self.case.model)[0])
+        section.update(sparsity.pruning_loss(dense.outputs, outputs, self.spec.task, labels))
+        if backends.get(self.case.backend).consumes_onnx:
+            section["onnx"] = sparsity.file_sizes(self.session.onnx(self.case, self.req).path)
+            section["dense_onnx"] = sparsity.file_sizes(self.session.onnx(dense_case, self.req).path)
+        return section
+
     def _overrides(self) -> dict[str, list[gates.Gate]]:
-        """--trt-gate / ini gates, then the test's trt_quality marker (both count as the user's)."""
-        overrides = dict(self.settings.gates)
+        """The backend's rule adjustments, then --trt-gate / ini gates, then the test's trt_quality
+        marker (the last two count as the user's)."""
+        own = gates.parse_overrides(backends.get(self.case.backend).rule_overrides)
+        overrides = {p: [dataclasses.replace(g, user=False) for g in gs] for p, gs in own.items()}
+        for prec, gs in self.settings.gates.items():
+            overrides[prec] = [*overrides.get(prec, []), *gs]
         marker = self.request.node.get_closest_marker("trt_quality")
         if marker is not None:
             for prec, exprs in marker.kwargs.items():
@@ -179,6 +200,10 @@ class TrtRun:
         self.record["extra_info"].update(
             results.timing_section(m, cfg, self.case.batch, tel, eng.info, s.valid_ci)
         )
+        # an engine's own throughput mode (OpenVINO's async requests), for the throughput comparison
+        thr = eng.async_throughput(feed, min(2.0, cfg.max_time_s))
+        if thr is not None:
+            self.record["extra_info"]["throughput"]["async"] = thr
         return m
 
     def run(self) -> dict[str, Any]:

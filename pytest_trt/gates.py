@@ -188,7 +188,15 @@ def lookup(quality: Mapping[str, Any], metric: str, baseline: bool = False) -> f
         key = f"{float(metric.split('@', 1)[1]):g}"
         return None if baseline else curve.get(key)
     name = f"baseline_{metric}" if baseline else metric
-    for section in ("reference", "classification", "segmentation", "regression", "embedding", "generic"):
+    for section in (
+        "reference",
+        "classification",
+        "segmentation",
+        "regression",
+        "embedding",
+        "generic",
+        "sparsity",
+    ):
         sec = quality.get(section)
         if isinstance(sec, dict) and name in sec:
             v = sec[name]

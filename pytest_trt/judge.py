@@ -37,9 +37,11 @@ def judge_output(
     trained: bool,
     exact: bool,
     output: str | None = None,
+    sections: Mapping[str, Any] | None = None,
 ) -> Verdict:
-    """Metrics and gate results of one output."""
+    """Metrics and gate results of one output (``sections``: more metrics its gates may name)."""
     q = metrics.quality(task, base, out, labels)
+    q.update(sections or {})
     q["reference"] = dict(ref_info)
     if ref is not None:
         q["reference"].update(
@@ -73,8 +75,10 @@ def judge(
     gate_list: Sequence[gates.Gate],
     labels: np.ndarray | None,
     trained: bool,
+    sections: Mapping[str, Any] | None = None,
 ) -> Verdict:
-    """Every output judged; the first output's quality is the result's, the others are under ``outputs``."""
+    """Every output judged; the first output's quality is the result's, the others are under ``outputs``.
+    ``sections`` (e.g. ``sparsity``) join the first output's quality before its gates are checked."""
     if len(out) != len(base):
         raise ValueError(
             f"the engine returned {len(out)} outputs; the baseline has {len(base)} ({', '.join(names)})"
@@ -99,6 +103,7 @@ def judge(
                 trained=trained,
                 exact=ref.exact,
                 output=names[k] if several else None,
+                sections=sections if k == 0 else None,
             )
         )
     q = verdicts[0].quality

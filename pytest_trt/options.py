@@ -450,8 +450,9 @@ def resolve(config: pytest.Config) -> Settings:
         )
         d_max_time, d_e2e = 10.0, 10
     else:
+        # OpenVINO joins onnxruntime on the CPU: fp32 at parity, int8 4-11x faster (docs/measurements.md)
         d_backends, d_prec, d_batch, d_prof = (
-            ["onnxruntime", "tensorrt"],
+            ["onnxruntime", "openvino", "tensorrt"],
             ["fp32", "fp16", "int8"],
             [1, 8],
             ["dynamic"],

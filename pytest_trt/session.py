@@ -288,6 +288,8 @@ class TrtSession:
         model_spec = zoo.get(case.model)
         if model_spec.batch_range is not None:  # the user's own min/max shapes set the batch profile
             spec = dataclasses.replace(spec, batch_range=model_spec.batch_range)
+        if model_spec.prune is not None:
+            spec = dataclasses.replace(spec, sparse_weights=True)
         backend = backends.get(case.backend)
         try:
             # An export that fails is this configuration's result too (the exporter's words in the log).

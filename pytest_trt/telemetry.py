@@ -171,7 +171,7 @@ def _pkg_version(name: str) -> str | None:
         return None
 
 
-def _rss_bytes() -> int | None:
+def rss_bytes() -> int | None:
     try:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -234,7 +234,7 @@ class Sampler:
                     if r is None:
                         r = _try(nv.nvmlDeviceGetCurrentClocksThrottleReasons, h)
                     self.throttle_mask |= int(r or 0)
-            rss = _rss_bytes()
+            rss = rss_bytes()
             if rss is not None:
                 self.rss_mb.append(rss / 2**20)
             k += 1

@@ -10,6 +10,7 @@ every result records it.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pytest_trt import networks
+from pytest_trt import networks, sparsity
 from pytest_trt.signature import InputSpec
 
 # "generic": any tensors (a user's graph with no declared task): closeness, errors and cosine only.
@@ -54,6 +55,8 @@ class ModelSpec:
     batches: tuple[int, ...] | None = None  # its own default batch sizes (a batch in --trt-shapes)
     trained: bool = True  # user models: False if the factory makes random weights (the rule judges)
     user: bool = False  # declared by the user: checked at collection (pytest_trt.user_models)
+    prune: str | None = None  # "2:4": the variant <parent>_sparse24, pruned after its weights load
+    parent: str | None = None  # the dense model a pruned variant is made from
 
     @property
     def inputs(self) -> tuple[InputSpec, ...]:
@@ -91,6 +94,16 @@ def unregister(name: str) -> None:
 
 
 def get(name: str) -> ModelSpec:
+    dense, pruned = sparsity.split(name)
+    if pruned and name not in _REGISTRY and dense in _REGISTRY and not _REGISTRY[dense].is_onnx:
+        base = _REGISTRY[dense]
+        _REGISTRY[name] = dataclasses.replace(
+            base,
+            name=name,
+            prune=sparsity.PATTERN,
+            parent=dense,
+            description=f"{base.description or dense}, weights pruned to 2:4 structured sparsity",
+        )
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -99,8 +112,10 @@ def get(name: str) -> ModelSpec:
 
 def names(task: str | None = None, tag: str | None = None) -> list[str]:
     return [
-        n for n, s in _REGISTRY.items() if (task is None or s.task == task) and (tag is None or tag in s.tags)
-    ]
+        n
+        for n, s in _REGISTRY.items()
+        if (task is None or s.task == task) and (tag is None or tag in s.tags) and s.prune is None
+    ]  # pruned variants are asked for by name, never selected by default
 
 
 def _tv(builder: str, **kwargs: Any) -> Callable[[], nn.Module]:
@@ -359,6 +374,17 @@ def is_trained(source: str) -> bool:
 
 
 def load_model(
+    spec: ModelSpec, weights: str = "auto", seed: int = 0, known_failure: str | None = None
+) -> tuple[nn.Module, str]:
+    """:func:`load_dense`, then pruned to 2:4 for a ``_sparse24`` variant (the source says by what)."""
+    model, source = load_dense(spec, weights, seed, known_failure)
+    if spec.prune is None:
+        return model, source
+    model, tool = sparsity.prune_2to4(model)
+    return model, f"{source}; pruned {spec.prune} by {tool}"
+
+
+def load_dense(
     spec: ModelSpec, weights: str = "auto", seed: int = 0, known_failure: str | None = None
 ) -> tuple[nn.Module, str]:
     """Instantiate ``spec`` in eval mode with the requested weights; return (model, weight source).

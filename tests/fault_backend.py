@@ -1,4 +1,5 @@
-"""A test-only backend that wraps onnxruntime and corrupts its outputs in controlled ways.
+"""Test-only backends that wrap onnxruntime (``faulty_*``) or OpenVINO (``faulty_ov_*``) and corrupt
+their outputs in controlled ways.
 
 Each corruption is a real failure mode of inference engines: a batch mix-up (a stale or shifted output
 buffer), noise (a broken kernel or uninitialised memory), top-1 classes flipped for a few samples (a
@@ -14,27 +15,28 @@ from typing import Any
 import numpy as np
 
 from pytest_trt import backends
-from pytest_trt.backends.base import BuildContext
-from pytest_trt.backends.onnxruntime_backend import OnnxRuntimeBackend, OrtEngine
+from pytest_trt.backends.base import Backend, BuildContext, Engine
+from pytest_trt.backends.onnxruntime_backend import OnnxRuntimeBackend
 
 CORRUPTIONS = ("mixup", "noise", "flip", "zero_channel", "noise_last")
 NOISE = 0.05  # Gaussian noise at 5 % of the output's RMS
 FLIP_EVERY = 12  # one sample in twelve (about 8 %) gets a wrong top-1 class
 
 
-class CorruptedEngine(OrtEngine):
-    corruption = ""
-    target = 0  # which output is corrupted (-1: the last one of a multi-output model)
+class Corrupting:
+    """Mixed into a backend's engine class: ``d2h`` returns the outputs damaged by ``corruption``."""
 
-    def __init__(self, inner: OrtEngine) -> None:
-        super().__init__(inner.session, inner.device, inner.info)
+    corruption = ""
+    output = 0  # which output is corrupted (-1: the last one of a multi-output model)
+
+    def arm(self) -> None:
         self.rng = np.random.default_rng(7)
         self.seen = 0  # samples returned so far (selects which get a flipped class)
         self.stale: np.ndarray | None = None
 
     def d2h(self, out: Any) -> list[np.ndarray]:
-        arrays = [np.array(o, copy=True) for o in super().d2h(out)]
-        arrays[self.target] = getattr(self, f"_{self.corruption}")(arrays[self.target])
+        arrays = [np.array(o, copy=True) for o in super().d2h(out)]  # type: ignore[misc]
+        arrays[self.output] = getattr(self, f"_{self.corruption}")(arrays[self.output])
         return arrays
 
     def _mixup(self, y: np.ndarray) -> np.ndarray:
@@ -71,24 +73,37 @@ class CorruptedEngine(OrtEngine):
         return y
 
 
-def make_backend(corruption: str) -> type[OnnxRuntimeBackend]:
+def _corrupted(engine: Engine, corruption: str) -> Engine:
+    """A copy of the built engine (same state) of a subclass whose outputs carry ``corruption``."""
     # "<kind>_last" corrupts the last output of a multi-output model instead of the first.
     attrs = {
         "corruption": corruption.removesuffix("_last"),
-        "target": -1 if corruption.endswith("_last") else 0,
+        "output": -1 if corruption.endswith("_last") else 0,
     }
-    engine_cls = type(f"{corruption}Engine", (CorruptedEngine,), attrs)
+    cls = type(f"{corruption}{type(engine).__name__}", (Corrupting, type(engine)), attrs)
+    damaged: Any = object.__new__(cls)
+    damaged.__dict__.update(engine.__dict__)
+    damaged.arm()
+    return damaged  # type: ignore[no-any-return]
 
-    class Corrupted(OnnxRuntimeBackend):
-        name = f"faulty_{corruption}"
 
-        def build(self, ctx: BuildContext) -> OrtEngine:
-            return engine_cls(super().build(ctx))
+def make_backend(
+    corruption: str, base: type[Backend] = OnnxRuntimeBackend, prefix: str = "faulty"
+) -> type[Backend]:
+    class Corrupted(base):  # type: ignore[valid-type,misc]
+        name = f"{prefix}_{corruption}"
 
-    Corrupted.__name__ = Corrupted.__qualname__ = f"Faulty_{corruption}"
+        def build(self, ctx: BuildContext) -> Engine:
+            return _corrupted(super().build(ctx), corruption)
+
+    Corrupted.__name__ = Corrupted.__qualname__ = f"Faulty_{prefix}_{corruption}"
     return Corrupted
 
 
 def register_all() -> None:
     for c in CORRUPTIONS:
         backends.register(f"faulty_{c}", make_backend(c))
+    from pytest_trt.backends.openvino_backend import OpenVinoBackend  # imports openvino lazily
+
+    for c in ("mixup", "noise"):
+        backends.register(f"faulty_ov_{c}", make_backend(c, OpenVinoBackend, "faulty_ov"))

@@ -18,7 +18,7 @@ from tests.conftest import fast_args
         ),
         (
             "--trt-backend=tensorflow",
-            "*invalid value 'tensorflow'; valid values: tensorrt, tensorrt_rtx, onnxruntime, torch*",
+            "*invalid value 'tensorflow'; valid values: tensorrt, tensorrt_rtx, onnxruntime, openvino, torch*",
         ),
         ("--trt-profile=static,elastic", "*invalid value 'elastic'; valid values: static, dynamic*"),
         ("--trt-opt-level=6", "*--trt-opt-level*invalid value 6; expected integers 0-5*"),

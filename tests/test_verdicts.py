@@ -24,10 +24,17 @@ def test_q(trt_run):
 """
 
 
-def _run(pytester: pytest.Pytester, cache: Path, model: str, precisions: str, *extra: str) -> dict[str, Any]:
+def _run(
+    pytester: pytest.Pytester,
+    cache: Path,
+    model: str,
+    precisions: str,
+    *extra: str,
+    backends: str = "onnxruntime,"
+    + ",".join(f"faulty_{c}" for c in ("mixup", "noise", "flip", "zero_channel")),
+) -> dict[str, Any]:
     pytester.makepyfile(test_q=BENCH.format(model=model))
     out = pytester.path / "run.json"
-    backends = "onnxruntime," + ",".join(f"faulty_{c}" for c in ("mixup", "noise", "flip", "zero_channel"))
     pytester.runpytest_inprocess(
         *fast_args(cache, f"--trt-backend={backends}", f"--trt-precision={precisions}", f"--trt-json={out}"),
         "--trt-samples=12",
@@ -47,15 +54,21 @@ def _failed_gates(case: dict[str, Any]) -> set[str]:
     }
 
 
-def _check(cases: dict[str, Any], precisions: list[str], caught: dict[str, set[str]]) -> None:
+def _check(
+    cases: dict[str, Any],
+    precisions: list[str],
+    caught: dict[str, set[str]],
+    clean_backend: str = "onnxruntime",
+    faulty: str = "faulty",
+) -> None:
     """``caught``: corruption -> the gates, any of which must be among the failures."""
     for p in precisions:
-        clean = cases[f"onnxruntime:{p}"]
+        clean = cases[f"{clean_backend}:{p}"]
         assert clean["status"] == "ok", (p, clean.get("message"))
         ref = clean["extra_info"]["quality"]["reference"]
         assert ref["available"], ref
         for corruption, gates in caught.items():
-            case = cases[f"faulty_{corruption}:{p}"]
+            case = cases[f"{faulty}_{corruption}:{p}"]
             ref = {k: v for k, v in case["extra_info"]["quality"]["reference"].items() if k != "rule"}
             assert case["status"] == "quality_failed", f"{corruption} {p}: {ref}"
             assert _failed_gates(case) & gates, (corruption, p, _failed_gates(case))
@@ -74,6 +87,35 @@ def test_random_weight_resnet(pytester: pytest.Pytester, shared_cache: Path) -> 
     )
     assert cases["onnxruntime:int8"]["extra_info"]["quality"]["reference"]["exact"] is True
     assert cases["onnxruntime:fp16"]["extra_info"]["quality"]["reference"]["kind"] == "PyTorch fp16 on cpu"
+
+
+def test_openvino_engines_pass_and_corrupted_ones_fail(pytester: pytest.Pytester, shared_cache: Path) -> None:
+    """OpenVINO through the same gates: its fp32/fp16/int8 engines pass; a batch mix-up and 5 % noise fail
+    at every precision (int8 by the rule's OpenVINO tolerance, 1.2 of the recipe error)."""
+    pytest.importorskip("openvino")
+    cases = _run(
+        pytester,
+        shared_cache,
+        "resnet18",
+        "fp32,fp16,int8",
+        "--trt-weights=random",
+        backends="openvino,faulty_ov_mixup,faulty_ov_noise",
+    )
+    _check(
+        cases,
+        ["fp32", "fp16", "int8"],
+        {
+            "mixup": {"sample_identity"},
+            "noise": {"ref_error_ratio", "ref_distance_ratio", "exact_ref_distance_ratio"},
+        },
+        clean_backend="openvino",
+        faulty="faulty_ov",
+    )
+    int8 = cases["openvino:int8"]["extra_info"]
+    assert int8["quality"]["reference"]["exact"] is True  # the Q/DQ graph the engine was compiled from
+    assert {g["gate"] for g in int8["quality"]["gates"]} >= {"exact_ref_distance_ratio<=1.2"}
+    assert int8["engine"]["runtime_precisions"].get("i8", 0) > 0  # OpenVINO really ran int8 kernels
+    assert cases["openvino:fp16"]["extra_info"]["engine"]["config"]["INFERENCE_PRECISION_HINT"] == "f16"
 
 
 def test_pretrained_efficientnet_on_photos(pytester: pytest.Pytester, shared_cache: Path) -> None:

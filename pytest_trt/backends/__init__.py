@@ -10,6 +10,7 @@ _REGISTRY: dict[str, str] = {
     "tensorrt": "pytest_trt.backends.tensorrt_backend:TensorRTBackend",
     "tensorrt_rtx": "pytest_trt.backends.tensorrt_backend:TensorRTRTXBackend",
     "onnxruntime": "pytest_trt.backends.onnxruntime_backend:OnnxRuntimeBackend",
+    "openvino": "pytest_trt.backends.openvino_backend:OpenVinoBackend",
     "torch": "pytest_trt.backends.torch_backend:TorchBackend",
     "torch_eager": "pytest_trt.backends.torch_backend:TorchEagerBackend",
     "torch_compile": "pytest_trt.backends.torch_backend:TorchCompileBackend",

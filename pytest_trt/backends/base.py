@@ -93,6 +93,7 @@ class BuildSpec:
     calib_method: str = "entropy"
     recipe_tool: str = "auto"  # auto | modelopt | ort
     cuda_graph: str = "auto"  # auto | on | off
+    sparse_weights: bool = False  # the weights hold 2:4 sparsity: TensorRT may pick sparse kernels
 
     @property
     def build_batches(self) -> tuple[int, int, int]:
@@ -208,6 +209,10 @@ class Engine(abc.ABC):
         """Capture ``infer(feed)`` into a CUDA graph replayed by later calls; False if not possible."""
         return False
 
+    def async_throughput(self, feed: Feed, seconds: float) -> dict[str, Any] | None:
+        """Samples/s of the engine's own throughput mode (e.g. OpenVINO's async requests), or None."""
+        return None
+
     def run(self, x: Inputs) -> list[np.ndarray]:
         """Synchronous convenience: host input in, host outputs out (for quality evaluation)."""
         feed = self.make_feed(x)
@@ -226,6 +231,10 @@ class Backend(abc.ABC):
     uses_opt_level: bool = False
     #: False for eager frameworks: they build from the nn.Module (no ONNX) and have no build-time profile
     consumes_onnx: bool = True
+    #: "PRECISION:GATE" lines that replace the reference rule's defaults for this backend's engines (a
+    #: measured property of its kernels, e.g. how far its int8 rounding strays from the Q/DQ graph);
+    #: the user's gates still override them
+    rule_overrides: tuple[str, ...] = ()
 
     @abc.abstractmethod
     def availability(self) -> Availability: ...

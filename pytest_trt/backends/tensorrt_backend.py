@@ -317,6 +317,8 @@ def configure_builder(
         config.clear_flag(trt.BuilderFlag.TF32)
     for f in recipe.builder_flags:  # weakly typed recipes only; never combined with strong typing
         config.set_flag(getattr(trt.BuilderFlag, f))
+    if spec.sparse_weights:  # 2:4-pruned weights: let the builder time its sparse kernels too
+        config.set_flag(trt.BuilderFlag.SPARSE_WEIGHTS)
     profile = None
     dynamic = [
         network.get_input(i)
@@ -371,7 +373,8 @@ def build_plan(
     quiet: bool = True,
 ) -> dict[str, Any]:
     """Build a serialized plan for ``onnx_path`` into ``out``; return facts for the sidecar."""
-    logger = make_logger("WARNING")
+    # TensorRT reports which layers were eligible for, and got, sparse kernels at INFO level only
+    logger = make_logger("INFO" if spec.sparse_weights else "WARNING")
     builder = trt.Builder(logger)
     network, _parser = parse_onnx(builder, logger, onnx_path, recipe)
     try:
@@ -421,6 +424,9 @@ def build_plan(
         "build_seconds_trt": seconds,
         "build_warnings": logger.warnings()[-50:],
         "network_layers": network.num_layers,
+        "sparsity_log": [m for _, m in logger.records if "spars" in m.lower()][-10:]
+        if spec.sparse_weights
+        else [],
     }
 
 
@@ -681,6 +687,8 @@ class TensorRTBackend(Backend):
                 "trt_family": family(trt.__version__),
                 "plan_key": art.key[:16],
                 "runnable": ctx.device.is_cuda,
+                "sparse_weights": ctx.spec.sparse_weights,
+                "sparsity_log": art.meta.get("sparsity_log") or None,
             },
         )
         if not ctx.device.is_cuda:
