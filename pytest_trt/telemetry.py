@@ -133,7 +133,7 @@ def machine_info() -> dict[str, Any]:
     from pytest_trt import jetson
 
     out: dict[str, Any] = {"pytest_trt": _pkg_version("pytest-trt")}
-    for mod in ("torch", "onnxruntime", "onnx", "torchvision"):
+    for mod in ("torch", "onnxruntime", "onnx", "torchvision", "openvino"):
         out[mod] = _pkg_version(mod)
     with contextlib.suppress(Exception):
         import torch
