@@ -152,8 +152,11 @@ class ArtifactCache:
                 "if no other pytest is running, delete the .lock file"
             ) from exc
 
-    def verify(self, path: Path) -> dict[str, Any] | None:
-        """The sidecar of a trusted artifact, or None (with a warning) if it is missing or corrupt."""
+    def verify(self, path: Path, discard: bool = True) -> dict[str, Any] | None:
+        """The sidecar of a trusted artifact, or None (with a warning) if it is missing or corrupt.
+
+        ``discard=False`` only looks: without the lock, a missing sidecar may be another process between
+        publishing the artifact and its sidecar, and deleting then would destroy its fresh build."""
         meta_file = self.meta_path(path)
         if not path.exists() and not meta_file.exists():
             return None
@@ -171,6 +174,8 @@ class ArtifactCache:
             problem = f"unreadable metadata ({exc})"
         if problem is None:
             return meta
+        if not discard:
+            return None
         warnings.warn(
             f"discarding cached artifact {path}: {problem}; rebuilding it", CacheWarning, stacklevel=3
         )
@@ -194,7 +199,7 @@ class ArtifactCache:
         """
         key = content_key({"kind": kind, **key_parts})
         path = self.path_for(kind, key, suffix)
-        meta = self.verify(path)
+        meta = self.verify(path, discard=False)  # unlocked: look, never delete
         if meta is None:
             with self.lock(path):
                 meta = self.verify(path)  # another process may have built it while we waited

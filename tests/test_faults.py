@@ -133,6 +133,21 @@ def test_corrupt_cached_artifact_is_rebuilt_with_a_warning(tmp_path: Path, damag
         )
 
 
+def test_a_build_being_published_is_not_deleted_by_an_unlocked_look(tmp_path: Path) -> None:
+    """Another process has moved its artifact into place and holds the lock while it writes the sidecar:
+    a reader that looks without the lock must wait for it, not delete the fresh file (seen once in CI:
+    four processes on one configuration, one of them lost the artifact it had just built)."""
+    cache = ArtifactCache(tmp_path)
+    a = cache.get_or_build("onnx", {"k": 2}, ".onnx", _write(b"A" * 100))
+    sidecar = cache.meta_path(a.path).read_text()
+    cache.meta_path(a.path).unlink()  # the window between publishing the artifact and its sidecar
+    assert cache.verify(a.path, discard=False) is None and a.path.exists()
+    with cache.lock(a.path):  # the publisher finishes while holding the lock
+        cache.meta_path(a.path).write_text(sidecar)
+    b = ArtifactCache(tmp_path).get_or_build("onnx", {"k": 2}, ".onnx", _write(b"B" * 100))
+    assert not b.built and b.path.read_bytes() == b"A" * 100
+
+
 def test_plan_from_another_version_or_gpu_is_never_loaded(tmp_path: Path) -> None:
     # Keys hold TensorRT version and GPU: a plan built elsewhere has another key, so it is not found.
     cache = ArtifactCache(tmp_path)
