@@ -109,22 +109,20 @@ def pruning_loss(
     """What pruning cost on the evaluation samples: the pruned model's first output against the dense one."""
     from pytest_trt import metrics
 
-    d, p = dense[0].astype(np.float64), pruned[0].astype(np.float64)
+    d, p = dense[0], pruned[0]
     out: dict[str, Any] = {
         "pruning_rel_error": metrics.rel_l2(p, d, d),
         "pruning_closeness": metrics.closeness(d, p).get("0.1"),
+        "pruning_cosine_min": metrics.embedding(d, p)["cosine_min"],
     }
-    flat_d, flat_p = d.reshape(len(d), -1), p.reshape(len(p), -1)
-    cos = (flat_d * flat_p).sum(1) / (np.linalg.norm(flat_d, axis=1) * np.linalg.norm(flat_p, axis=1) + 1e-30)
-    out["pruning_cosine_min"] = float(cos.min())
     if task == "classification" and d.ndim == 2:
-        out["pruning_top1_agreement"] = float((d.argmax(1) == p.argmax(1)).mean())
+        cls = metrics.classification(d, p, labels)
+        out["pruning_top1_agreement"] = cls["top1_agreement"]
         if labels is not None:
-            acc_d = float((d.argmax(1) == labels).mean())
-            acc_p = float((p.argmax(1) == labels).mean())
+            acc_d, acc_p = cls["baseline_accuracy_top1"], cls["accuracy_top1"]
             out.update(
                 dense_accuracy_top1=acc_d, pruned_accuracy_top1=acc_p, pruning_accuracy_drop=acc_d - acc_p
             )
     elif task == "segmentation" and d.ndim == 4:
-        out["pruning_pixel_agreement"] = float((d.argmax(1) == p.argmax(1)).mean())
+        out["pruning_pixel_agreement"] = metrics.segmentation(d, p)["pixel_agreement"] / 100.0  # a share
     return out

@@ -158,6 +158,16 @@ def as_arrays(x: Inputs) -> list[np.ndarray]:
     return [x] if isinstance(x, np.ndarray) else list(x)
 
 
+def typed_inputs(x: Inputs, dtypes: Sequence[Any], names: Sequence[str] = ()) -> list[np.ndarray]:
+    """One contiguous array per model input, each of the type the graph declares (a host engine converts
+    nothing itself: float64 samples for a float input would be refused); a wrong count names the inputs."""
+    arrays = as_arrays(x)
+    if len(arrays) != len(dtypes):
+        listed = f" ({', '.join(names)})" if names else ""
+        raise ValueError(f"the model takes {len(dtypes)} inputs{listed}; {len(arrays)} given")
+    return [np.ascontiguousarray(a, dtype=t) for a, t in zip(arrays, dtypes, strict=True)]
+
+
 class Feed(abc.ABC):
     """Input buffers for one batch: a host copy (pinned on CUDA) and a device copy of every input."""
 

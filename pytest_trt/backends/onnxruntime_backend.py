@@ -25,7 +25,7 @@ from pytest_trt.backends.base import (
     Feed,
     Inputs,
     Unsupported,
-    as_arrays,
+    typed_inputs,
 )
 from pytest_trt.recipes import (
     Recipe,
@@ -51,12 +51,9 @@ _ORT_DTYPES = {
 
 class OrtFeed(Feed):
     def __init__(self, inputs: list[tuple[str, Any]], x: Inputs) -> None:
-        arrays = as_arrays(x)
-        if len(arrays) != len(inputs):
-            names = ", ".join(n for n, _ in inputs)
-            raise ValueError(f"the model takes {len(inputs)} inputs ({names}); {len(arrays)} given")
-        # Each input as the graph types it (float64 samples for a float input would be refused).
-        self.feed = {n: np.ascontiguousarray(a, dtype=t) for (n, t), a in zip(inputs, arrays, strict=True)}
+        names = [n for n, _ in inputs]
+        arrays = typed_inputs(x, [t for _, t in inputs], names)
+        self.feed = dict(zip(names, arrays, strict=True))
         self.batch = int(arrays[0].shape[0])
 
 

@@ -15,6 +15,7 @@ CPU or GPU; a CUDA session runs it on the CPU beside the GPU engines (as the ref
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import Counter
 from typing import Any
@@ -34,7 +35,7 @@ from pytest_trt.backends.base import (
     Feed,
     Inputs,
     Unsupported,
-    as_arrays,
+    typed_inputs,
 )
 from pytest_trt.recipes import Recipe, RecipeUnavailable, apply_graph_recipe, cpu_int8_saturates, graph_recipe
 from pytest_trt.zoo import ModelSpec
@@ -63,11 +64,7 @@ class OpenVinoEngine(Engine):
         self._bound: OvFeed | None = None
 
     def make_feed(self, x: Inputs) -> OvFeed:
-        arrays = as_arrays(x)
-        if len(arrays) != len(self._types):
-            raise ValueError(f"the model takes {len(self._types)} inputs; {len(arrays)} given")
-        # each input as the graph types it (float64 samples for a float input would be refused)
-        return OvFeed([np.ascontiguousarray(a, dtype=t) for a, t in zip(arrays, self._types, strict=True)])
+        return OvFeed(typed_inputs(x, self._types, [i.any_name for i in self.compiled.inputs]))
 
     def load(self, feed: Feed, x: np.ndarray) -> None:
         assert isinstance(feed, OvFeed)
@@ -132,6 +129,19 @@ class OpenVinoEngine(Engine):
         self._bound = None
 
 
+@functools.cache
+def _core() -> Any:
+    """One OpenVINO Core per process: collection asks it about every case."""
+    import openvino as ov
+
+    return ov.Core()
+
+
+@functools.cache
+def _capabilities(target: str) -> tuple[str, ...]:
+    return tuple(_core().get_property(target, "OPTIMIZATION_CAPABILITIES"))
+
+
 def _target(device: Device, available: list[str]) -> str:
     """OpenVINO's device: its GPU plugin (Intel) on a GPU session where it sees one, else the CPU."""
     if device.is_cuda and "GPU" in available:
@@ -153,13 +163,8 @@ class OpenVinoBackend(Backend):
             import openvino as ov
         except ImportError as exc:
             return Availability(False, reason=f"openvino not importable ({exc}): pip install openvino")
-        devices = ov.Core().available_devices
+        devices = _core().available_devices
         return Availability(True, f"{ov.get_version().split('-')[0]} ({', '.join(devices)})")
-
-    def _capabilities(self, target: str) -> list[str]:
-        import openvino as ov
-
-        return list(ov.Core().get_property(target, "OPTIMIZATION_CAPABILITIES"))
 
     def unsupported(self, spec: BuildSpec, model: ModelSpec, device: Device) -> str | None:
         reason = super().unsupported(spec, model, device)
@@ -167,11 +172,9 @@ class OpenVinoBackend(Backend):
             return reason
         try:
             self.recipe(spec)
-            import openvino as ov
-
-            target = _target(device, ov.Core().available_devices)
+            target = _target(device, _core().available_devices)
             need = _HINTS[spec.precision][1]
-            have = self._capabilities(target)
+            have = _capabilities(target)
         except Unsupported as exc:
             return str(exc)
         except Exception as exc:  # an OpenVINO that cannot query its device cannot run anything
@@ -204,7 +207,7 @@ class OpenVinoBackend(Backend):
         t0 = time.perf_counter()
         graph = apply_graph_recipe(ctx.cache, ctx.onnx, recipe, calib)
         recipe_s = time.perf_counter() - t0
-        core = ov.Core()
+        core = _core()
         target = _target(ctx.device, core.available_devices)
         rss0 = telemetry.rss_bytes()
         t1 = time.perf_counter()
