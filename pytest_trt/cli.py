@@ -8,21 +8,27 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import os
-import subprocess
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pytest_trt import compare, compare_render, history, regression, shard
-from pytest_trt.results import ResultsError, load_run, write_records
+from pytest_trt import launch, shard
+from pytest_trt.results import ResultsError, expand_paths, load_run, write_records
+
+if TYPE_CHECKING:
+    from pytest_trt import compare
+
+# compare/history/regression (scipy) are imported by the commands that use them: `pytest-trt run`
+# starts its GPU processes without waiting for imports it does not need.
 
 
 def _sides(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
     """Baseline and candidate files from positional files, --candidate and/or --storage/--last."""
-    files = compare.expand_paths(args.files) if args.files else []
-    cand = compare.expand_paths(args.candidate) if args.candidate else []
+    from pytest_trt import history
+
+    files = expand_paths(args.files) if args.files else []
+    cand = expand_paths(args.candidate) if args.candidate else []
     if args.storage:
         stored = history.storage_files(args.storage, args.machine)
         explicit = {p.resolve() for p in files + cand}
@@ -39,6 +45,8 @@ def _sides(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
 
 
 def _rule(args: argparse.Namespace) -> compare.Rule:
+    from pytest_trt import compare, regression
+
     noise = None
     if args.noise_model and args.noise_model != "none":
         try:
@@ -61,9 +69,11 @@ def _rule(args: argparse.Namespace) -> compare.Rule:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    from pytest_trt import compare, compare_render
+
     try:
         if args.by:
-            paths = compare.expand_paths(args.files + (args.candidate or []))
+            paths = expand_paths(args.files + (args.candidate or []))
             sbs = compare.side_by_side(paths, args.by, args.metric)
             print(compare_render.render_side_by_side(sbs))
             if args.markdown:
@@ -106,8 +116,10 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _noise(args: argparse.Namespace) -> int:
     """Fit run-to-run noise per batch size from repeated separate runs of the same suite."""
+    from pytest_trt import compare, regression
+
     try:
-        paths = compare.expand_paths(args.files)
+        paths = expand_paths(args.files)
         side = compare.load_side(paths)
         medians = {k: [r.median_s for r in rs if r.median_s] for k, rs in side.items()}
         batches = {k: rs[0].extra.get("batch") for k, rs in side.items()}
@@ -140,7 +152,7 @@ def _emit_json(target: str, payload: object) -> None:
 def _merge(args: argparse.Namespace) -> int:
     """One JSON from the shards of one run (CI runners with --trt-shard I/N each)."""
     try:
-        paths = compare.expand_paths(args.files)
+        paths = expand_paths(args.files)
         runs = [load_run(p) for p in paths]
     except ResultsError as exc:
         print(f"pytest-trt merge: {exc}", file=sys.stderr)
@@ -161,10 +173,11 @@ def _merge(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from pytest_trt import history
     from pytest_trt.report import write_report
 
     try:
-        paths = compare.expand_paths(args.files) if args.files else []
+        paths = expand_paths(args.files) if args.files else []
         if args.storage:
             paths += history.storage_files(args.storage, args.machine)[-args.last :]
         if not paths:
@@ -176,98 +189,6 @@ def _report(args: argparse.Namespace) -> int:
     for name, p in out.items():
         print(f"{name}: {p}")
     return 0
-
-
-def _gpu_count() -> int:
-    from pytest_trt import telemetry
-
-    return len(telemetry.visible_handles())
-
-
-def _run_subsets(
-    pytest_args: Sequence[str], gpus: Sequence[str | None], extra: Sequence[str], workdir: Path, label: str
-) -> tuple[list[dict[str, object]], list[str], int]:
-    """Start one pytest per GPU (in parallel) sharing one work queue; return their JSON and worst code."""
-    procs = []
-    n = len(gpus)
-    # Each process would otherwise start one OpenMP/MKL thread per core: n processes oversubscribe the
-    # host n times, and spinning OpenMP threads then slow every CPU step (model set-up, quality checks).
-    threads = str(max(1, (os.cpu_count() or 1) // max(n, 1)))
-    for i, gpu in enumerate(gpus):
-        env = dict(os.environ)
-        if gpu is not None:
-            env["CUDA_VISIBLE_DEVICES"] = gpu
-        if n > 1:
-            for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-                env.setdefault(var, threads)
-        out = workdir / f"{label}-shard{i}.json"
-        cmd = [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "no:xdist",
-            *pytest_args,
-            *extra,
-            f"--benchmark-json={out}",
-        ]
-        if n > 1:  # one queue for all GPUs: each process takes the next unclaimed engine group
-            cmd += [f"--trt-claim-dir={workdir / (label + '-claims')}", f"--trt-claim-rank={i}/{n}"]
-        print(
-            f"[pytest-trt run] {label} shard {i}/{n} on CUDA_VISIBLE_DEVICES={gpu}: {' '.join(cmd[3:])}",
-            flush=True,
-        )
-        procs.append((subprocess.Popen(cmd, env=env), out, gpu))
-    runs, labels, worst = [], [], 0
-    for p, out, gpu in procs:
-        code = p.wait()
-        if code not in (0, 5):  # 5: this shard collected nothing
-            worst = max(worst, 1)
-        if out.exists():
-            runs.append(load_run(out))
-            labels.append(f"{label}:gpu{gpu}" if gpu is not None else label)
-    return runs, labels, worst
-
-
-def _run(args: argparse.Namespace) -> int:
-    pytest_args = list(args.pytest_args)
-    if pytest_args and pytest_args[0] == "--":
-        pytest_args = pytest_args[1:]
-    try:
-        gpus: list[str | None] = list(shard.parse_gpus(args.gpus, _gpu_count())) if args.gpus else [None]
-    except ValueError as exc:
-        print(f"pytest-trt run: {exc}", file=sys.stderr)
-        return 2
-    modes: list[int | None] = [int(m) for m in args.power_modes.split(",")] if args.power_modes else [None]
-    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="pytest-trt-run-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    all_runs, all_labels, worst = [], [], 0
-    for mode in modes:
-        extra: list[str] = []
-        label = "run"
-        if mode is not None:
-            from pytest_trt import jetson
-
-            ok, msg = jetson.set_power_mode(mode, settle_s=args.settle)
-            print(f"[pytest-trt run] {msg}", flush=True)
-            if not ok:
-                worst = max(worst, 1)
-                continue
-            extra = [f"--trt-power-mode={mode}"]
-            label = f"pm{mode}"
-        runs, labels, code = _run_subsets(pytest_args, gpus, extra, workdir, label)
-        all_runs += runs
-        all_labels += labels
-        worst = max(worst, code)
-    if not all_runs:
-        print("pytest-trt run: no sub-run produced JSON", file=sys.stderr)
-        return max(worst, 1)
-    merged = shard.merge(all_runs, all_labels)
-    write_records(Path(args.out), merged)
-    print(
-        f"[pytest-trt run] merged {len(merged['benchmarks'])} benchmarks from {len(all_runs)} runs into {args.out}"
-    )
-    return worst
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -344,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--out", default="results/merged.json", help="merged pytest-benchmark JSON")
     u.add_argument("--workdir", help="where per-shard JSON files go (default: a temp dir)")
     u.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then pytest arguments")
-    u.set_defaults(func=_run)
+    u.set_defaults(func=launch.run)
     return p
 
 

@@ -10,10 +10,9 @@ GPU, driver, CUDA, TensorRT or recipe are reported and, unless ``--across-env``,
 
 from __future__ import annotations
 
-import glob
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,16 +97,6 @@ class Verdict:
 
 
 # -- loading ------------------------------------------------------------------------------------
-
-
-def expand_paths(patterns: Iterable[str]) -> list[Path]:
-    out: list[Path] = []
-    for p in patterns:
-        matches = sorted(glob.glob(p)) if any(ch in p for ch in "*?[") else [p]
-        if not matches:
-            raise ResultsError(f"{p}: no files match this pattern")
-        out.extend(Path(m) for m in matches)
-    return out
 
 
 def _quality_numbers(extra: Mapping[str, Any]) -> dict[str, float]:

@@ -8,19 +8,23 @@ plugin also writes every case -- built or not -- under the top-level ``pytest_tr
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pytest_trt import latency, timing
-from pytest_trt.backends.base import EngineInfo
+from pytest_trt import latency
 from pytest_trt.cache import atomic_write_text
-from pytest_trt.matrix import Case
-from pytest_trt.options import Settings
-from pytest_trt.zoo import ModelSpec
+
+if TYPE_CHECKING:  # kept out at run time: loading results files must not import torch (pytest-trt run)
+    from pytest_trt import timing
+    from pytest_trt.backends.base import EngineInfo
+    from pytest_trt.matrix import Case
+    from pytest_trt.options import Settings
+    from pytest_trt.zoo import ModelSpec
 
 SCHEMA = "pytest-trt/1"
 # built: a real plan was built (build time, plan size recorded) but cannot run on this machine.
@@ -180,6 +184,17 @@ def write_records(path: Path, payload: Mapping[str, Any]) -> None:
 
 class ResultsError(ValueError):
     """A results file is unreadable or not pytest-benchmark/pytest-trt JSON; the message names it."""
+
+
+def expand_paths(patterns: Iterable[str]) -> list[Path]:
+    """Result files named by paths or globs (a glob matching nothing is an error naming it)."""
+    out: list[Path] = []
+    for p in patterns:
+        matches = sorted(glob.glob(p)) if any(ch in p for ch in "*?[") else [p]
+        if not matches:
+            raise ResultsError(f"{p}: no files match this pattern")
+        out.extend(Path(m) for m in matches)
+    return out
 
 
 def load_run(path: Path | str) -> dict[str, Any]:

@@ -148,3 +148,14 @@ def test_correctness_only_xdist_run_writes_one_record_file_per_worker(
         "tinycnn-onnxruntime-fp32-dynamic-b1-opt3",
         "tinycnn-onnxruntime-fp32-dynamic-b8-opt3",
     ]
+
+
+def test_launcher_starts_without_torch_or_scipy() -> None:
+    """`pytest-trt run` must not spend seconds importing what only the GPU processes need."""
+    code = (
+        "import sys, pytest_trt.cli; "
+        "heavy = sorted(m for m in ('torch', 'scipy', 'onnx', 'matplotlib') if m in sys.modules); "
+        "print(','.join(heavy))"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert p.stdout.strip() == "", f"pytest_trt.cli imports {p.stdout.strip()}"

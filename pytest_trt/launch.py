@@ -1,0 +1,112 @@
+"""``pytest-trt run``: one pytest process per GPU (and per Jetson power mode), merged into one JSON.
+
+The processes share one work queue (``--trt-claim-dir``): each takes the next unclaimed engine group as
+it frees up.  This module imports nothing heavy (no torch, no scipy): every second spent here before
+the processes start is wall-clock time that no GPU works.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from pytest_trt import shard
+from pytest_trt.results import load_run, write_records
+
+
+def gpu_count() -> int:
+    from pytest_trt import telemetry
+
+    return len(telemetry.visible_handles())
+
+
+def run_subsets(
+    pytest_args: Sequence[str], gpus: Sequence[str | None], extra: Sequence[str], workdir: Path, label: str
+) -> tuple[list[dict[str, object]], list[str], int]:
+    """Start one pytest per GPU (in parallel) sharing one work queue; return their JSON and worst code."""
+    procs = []
+    n = len(gpus)
+    # Each process would otherwise start one OpenMP/MKL thread per core: n processes oversubscribe the
+    # host n times, and spinning OpenMP threads then slow every CPU step (model set-up, quality checks).
+    threads = str(max(1, (os.cpu_count() or 1) // max(n, 1)))
+    for i, gpu in enumerate(gpus):
+        env = dict(os.environ)
+        if gpu is not None:
+            env["CUDA_VISIBLE_DEVICES"] = gpu
+        if n > 1:
+            for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+                env.setdefault(var, threads)
+        out = workdir / f"{label}-shard{i}.json"
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:xdist",
+            *pytest_args,
+            *extra,
+            f"--benchmark-json={out}",
+        ]
+        if n > 1:  # one queue for all GPUs: each process takes the next unclaimed engine group
+            cmd += [f"--trt-claim-dir={workdir / (label + '-claims')}", f"--trt-claim-rank={i}/{n}"]
+        print(
+            f"[pytest-trt run] {label} shard {i}/{n} on CUDA_VISIBLE_DEVICES={gpu}: {' '.join(cmd[3:])}",
+            flush=True,
+        )
+        procs.append((subprocess.Popen(cmd, env=env), out, gpu))
+    runs, labels, worst = [], [], 0
+    for p, out, gpu in procs:
+        code = p.wait()
+        if code not in (0, 5):  # 5: this shard collected nothing
+            worst = max(worst, 1)
+        if out.exists():
+            runs.append(load_run(out))
+            labels.append(f"{label}:gpu{gpu}" if gpu is not None else label)
+    return runs, labels, worst
+
+
+def run(args: argparse.Namespace) -> int:
+    """``pytest-trt run``: the sub-runs (per power mode), merged into ``--out``; the worst exit code."""
+    pytest_args = list(args.pytest_args)
+    if pytest_args and pytest_args[0] == "--":
+        pytest_args = pytest_args[1:]
+    try:
+        gpus: list[str | None] = list(shard.parse_gpus(args.gpus, gpu_count())) if args.gpus else [None]
+    except ValueError as exc:
+        print(f"pytest-trt run: {exc}", file=sys.stderr)
+        return 2
+    modes: list[int | None] = [int(m) for m in args.power_modes.split(",")] if args.power_modes else [None]
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="pytest-trt-run-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    all_runs, all_labels, worst = [], [], 0
+    for mode in modes:
+        extra: list[str] = []
+        label = "run"
+        if mode is not None:
+            from pytest_trt import jetson
+
+            ok, msg = jetson.set_power_mode(mode, settle_s=args.settle)
+            print(f"[pytest-trt run] {msg}", flush=True)
+            if not ok:
+                worst = max(worst, 1)
+                continue
+            extra = [f"--trt-power-mode={mode}"]
+            label = f"pm{mode}"
+        runs, labels, code = run_subsets(pytest_args, gpus, extra, workdir, label)
+        all_runs += runs
+        all_labels += labels
+        worst = max(worst, code)
+    if not all_runs:
+        print("pytest-trt run: no sub-run produced JSON", file=sys.stderr)
+        return max(worst, 1)
+    merged = shard.merge(all_runs, all_labels)
+    write_records(Path(args.out), merged)
+    print(
+        f"[pytest-trt run] merged {len(merged['benchmarks'])} benchmarks from {len(all_runs)} runs into {args.out}"
+    )
+    return worst
