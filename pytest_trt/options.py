@@ -198,8 +198,8 @@ OPTIONS: tuple[Opt, ...] = (
     ),
     Opt(
         "claim-rank",
-        "with --trt-claim-dir: this process starts I/N of the way through the queue, so processes meet "
-        "in the middle and each sets up about 1/N of the models",
+        "with --trt-claim-dir: this process's place in the shared queue (pairs of processes take their "
+        "share from both ends and meet in the middle), so each sets up about 1/N of the models",
         metavar="I/N",
     ),
 )

@@ -33,6 +33,7 @@ MARKERS = {
     "trt_quality(**{precision: [gate, ...]})": "quality gates for this benchmark, e.g. int8=['closeness@1>=90']",
 }
 CLOCKS_KEY = pytest.StashKey[Any]()
+BENCH_MACHINE_KEY = pytest.StashKey[Any]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -50,6 +51,13 @@ def pytest_configure(config: pytest.Config) -> None:
     if settings.onnx_files:
         _add_onnx_files(config, settings)
     config.stash[SESSION_KEY] = TrtSession(settings, verbose=config.get_verbosity())
+    if _saves_benchmarks(config):
+        config.stash[BENCH_MACHINE_KEY] = _generic_machine_info()
+    if settings.device.is_cuda and not config.option.collectonly:
+        from pytest_trt.cuda_warmup import Warmup
+
+        # overlaps collection and the first model's set-up; TrtRun.measure waits for it
+        config.stash[SESSION_KEY].warmup = Warmup(settings.device.torch)
     if settings.lock_clocks and not hasattr(config, "workerinput"):
         from pytest_trt import clocks
 
@@ -122,10 +130,10 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    from pytest_trt import shard
+
     s = config.stash[SETTINGS_KEY]
     if s.shard is not None:
-        from pytest_trt import shard
-
         index, count = s.shard
         where = shard.assign([it.nodeid for it in items], count)
         keep = [it for it in items if where[it.nodeid] == index]
@@ -134,9 +142,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             config.hook.pytest_deselected(items=drop)
         items[:] = keep
     if s.claim_dir is not None and s.claim_rank is not None:
-        index, count = s.claim_rank
-        k = round(index * len(items) / count)
-        items[:] = items[k:] + items[:k]
+        units = [_queue_unit(it) for it in items]
+        items[:] = [items[i] for i in shard.cost_order(units)]
+        items[:] = [items[i] for i in shard.queue_order(len(items), *s.claim_rank)]
     for item in items:
         if "trt_run" not in getattr(item, "fixturenames", ()):
             continue
@@ -146,6 +154,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         kwargs["timer"] = VIRTUAL_CLOCK
         kwargs.setdefault("disable_gc", True)
         item.add_marker(pytest.mark.benchmark(**kwargs))
+
+
+def _queue_unit(item: pytest.Item) -> tuple[str, str, float]:
+    """(model, engine group, relative cost) of a collected case, for the shared queue's order."""
+    from pytest_trt import shard
+
+    case = getattr(getattr(item, "callspec", None), "params", {}).get("trt_case")
+    if not isinstance(case, matrix.Case):
+        return ("", item.nodeid, 0.0)  # not a matrix case: cheap, kept together
+    return (case.model, shard.group_of(item.nodeid), shard.relative_cost(case.batch, case.precision))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -231,6 +249,37 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             rec["status"] = rec["extra_info"]["status"] = "skipped"
             rec["message"] = reason
     return report
+
+
+def _saves_benchmarks(config: pytest.Config) -> bool:
+    """Whether pytest-benchmark will describe the machine at the end (it does so to save or compare)."""
+    if hasattr(config, "workerinput"):
+        return False  # xdist workers never time (pytest-benchmark disables itself there)
+    names = ("benchmark_json", "benchmark_save", "benchmark_autosave", "benchmark_compare")
+    return any(config.getoption(n, None) for n in names)
+
+
+def _generic_machine_info() -> dict[str, Any] | None:
+    """pytest-benchmark's own machine_info, taken at start-up instead of at the end.
+
+    py-cpuinfo forks helper processes; at the end of a session the process holds a CUDA context and
+    gigabytes of mappings, and those forks cost over a second of every run's wall time.  Nothing it
+    reports (CPU model, Python, OS) changes during a session.
+    """
+    try:
+        from pytest_benchmark.plugin import pytest_benchmark_generate_machine_info as generate
+    except ImportError:
+        return None
+    try:
+        return dict(generate())
+    except Exception:  # the end-of-session default then runs (and reports its own error)
+        return None
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_benchmark_generate_machine_info(config: pytest.Config) -> dict[str, Any] | None:
+    info: dict[str, Any] | None = config.stash.get(BENCH_MACHINE_KEY, None)
+    return dict(info) if info is not None else None
 
 
 @pytest.hookimpl(optionalhook=True)

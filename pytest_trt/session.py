@@ -19,6 +19,7 @@ from torch import nn
 from pytest_trt import backends, datasets, jetson, metrics, onnx_models, reference, user_data, zoo
 from pytest_trt.backends.base import BuildContext, BuildFailed, BuiltNotRunnable, Engine
 from pytest_trt.cache import ArtifactCache
+from pytest_trt.cuda_warmup import Warmup
 from pytest_trt.export import ExportSettings, OnnxModel, export_onnx
 from pytest_trt.matrix import Case, Request, hw_range_for
 from pytest_trt.options import Settings
@@ -61,6 +62,7 @@ class TrtSession:
             settings.dataset, settings.samples, settings.calib_samples, settings.seed
         )
         self.on_jetson = jetson.board() is not None
+        self.warmup: Warmup | None = None  # background CUDA start-up (set by the plugin on a GPU)
 
     # -- models and artifacts ------------------------------------------------------------------
     def weights(self, name: str) -> str:
@@ -318,6 +320,8 @@ class TrtSession:
             self._failed[group] = err
             raise err from exc
         self._engine = (group, eng)
+        if self.warmup is not None:
+            self.warmup.wait()  # whatever follows may time: the background start-up must be over
         return eng
 
     def release_engine(self) -> None:

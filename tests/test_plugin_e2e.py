@@ -165,3 +165,28 @@ def test_q(trt_run):
     # the timing was recorded before the gate failed: nothing is lost
     case = load_json(out)["pytest_trt"]["cases"][0]
     assert case["status"] == "quality_failed" and case["extra_info"]["latency_ms"]["model"]["n"] >= 5
+
+
+def test_machine_info_is_taken_at_start_up_only_when_saving(
+    pytester: pytest.Pytester, bench_file: Path, shared_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pytest-benchmark's machine description comes from start-up (its helper forks are cheap in a small
+    process, and cost a second at the end of a GPU session); a run that saves nothing never asks."""
+    import pytest_benchmark.plugin
+
+    calls: list[int] = []
+    real = pytest_benchmark.plugin.pytest_benchmark_generate_machine_info
+
+    def counted() -> dict[str, object]:
+        calls.append(1)
+        return {**real(), "node": "described-at-start-up"}
+
+    monkeypatch.setattr(pytest_benchmark.plugin, "pytest_benchmark_generate_machine_info", counted)
+    args = fast_args(shared_cache, "--trt-batch=2", "--trt-precision=fp32", "--trt-backend=onnxruntime")
+    pytester.runpytest(*args).assert_outcomes(passed=1)
+    assert calls == []
+    out = pytester.path / "out.json"
+    pytester.runpytest(*args, f"--benchmark-json={out}").assert_outcomes(passed=1)
+    assert calls == [1]
+    info = load_json(out)["machine_info"]
+    assert info["node"] == "described-at-start-up" and info["cpu"] and info["pytest_trt"]
