@@ -264,6 +264,11 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--settle", type=float, default=5.0, help="seconds to wait after switching power mode")
     u.add_argument("--out", default="results/merged.json", help="merged pytest-benchmark JSON")
     u.add_argument("--workdir", help="where per-shard JSON files go (default: a temp dir)")
+    u.add_argument(
+        "--spawn",
+        action="store_true",
+        help="start each GPU process as a new interpreter (default on Linux: fork them once torch is imported)",
+    )
     u.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then pytest arguments")
     u.set_defaults(func=launch.run)
     return p

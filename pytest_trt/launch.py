@@ -12,8 +12,10 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+import traceback
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from pytest_trt import shard
 from pytest_trt.results import load_run, write_records
@@ -22,43 +24,98 @@ from pytest_trt.results import load_run, write_records
 def gpu_count() -> int:
     from pytest_trt import telemetry
 
-    return len(telemetry.visible_handles())
+    try:
+        return len(telemetry.visible_handles())
+    finally:
+        telemetry.release_nvml()  # the GPU processes may be forked from this one: no NVML session to share
+
+
+def can_fork() -> bool:
+    """Forking after ``import torch`` (never after CUDA starts) is safe on Linux; elsewhere spawn."""
+    return sys.platform.startswith("linux") and hasattr(os, "fork")
+
+
+def preload() -> None:
+    """Import, once, what every GPU process imports first (seconds for torch), then fork them: they
+    start without importing it again, all at once, against each other."""
+    import pytest  # noqa: F401
+    import torch  # noqa: F401
+
+
+class _Forked:
+    """A forked pytest process; ``wait`` as ``subprocess.Popen.wait``."""
+
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str], threads: int | None) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.pid = os.fork()
+        if self.pid == 0:
+            _child(argv, env, threads)  # never returns
+
+    def wait(self) -> int:
+        _, status = os.waitpid(self.pid, 0)
+        return os.waitstatus_to_exitcode(status)
+
+
+def _child(argv: Sequence[str], env: Mapping[str, str], threads: int | None) -> NoReturn:
+    code = 3  # pytest's "internal error" if anything below raises
+    try:
+        os.environ.clear()
+        os.environ.update(env)  # CUDA_VISIBLE_DEVICES before anything starts CUDA
+        # pytest rewrites the asserts of its plugins' modules as it imports them: let it import ours.
+        for name in [m for m in sys.modules if m == "pytest_trt" or m.startswith("pytest_trt.")]:
+            del sys.modules[name]
+        import pytest
+        import torch
+
+        if threads is not None:  # OpenMP read its environment when torch loaded, in the launcher
+            torch.set_num_threads(threads)
+        code = int(pytest.main(list(argv)))
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Skip interpreter teardown (about a second with torch and a CUDA context): the results are
+        # written and closed by now, and the launcher is waiting for them.
+        os._exit(code)
 
 
 def run_subsets(
-    pytest_args: Sequence[str], gpus: Sequence[str | None], extra: Sequence[str], workdir: Path, label: str
+    pytest_args: Sequence[str],
+    gpus: Sequence[str | None],
+    extra: Sequence[str],
+    workdir: Path,
+    label: str,
+    fork: bool = False,
 ) -> tuple[list[dict[str, object]], list[str], int]:
     """Start one pytest per GPU (in parallel) sharing one work queue; return their JSON and worst code."""
-    procs = []
+    procs: list[tuple[subprocess.Popen[bytes] | _Forked, Path, str | None]] = []
     n = len(gpus)
     # Each process would otherwise start one OpenMP/MKL thread per core: n processes oversubscribe the
     # host n times, and spinning OpenMP threads then slow every CPU step (model set-up, quality checks).
-    threads = str(max(1, (os.cpu_count() or 1) // max(n, 1)))
+    threads = max(1, (os.cpu_count() or 1) // max(n, 1))
     for i, gpu in enumerate(gpus):
         env = dict(os.environ)
         if gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = gpu
         if n > 1:
             for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-                env.setdefault(var, threads)
+                env.setdefault(var, str(threads))
         out = workdir / f"{label}-shard{i}.json"
-        cmd = [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "no:xdist",
-            *pytest_args,
-            *extra,
-            f"--benchmark-json={out}",
-        ]
+        argv = ["-p", "no:xdist", *pytest_args, *extra, f"--benchmark-json={out}"]
         if n > 1:  # one queue for all GPUs: each process takes the next unclaimed engine group
-            cmd += [f"--trt-claim-dir={workdir / (label + '-claims')}", f"--trt-claim-rank={i}/{n}"]
+            argv += [f"--trt-claim-dir={workdir / (label + '-claims')}", f"--trt-claim-rank={i}/{n}"]
+        how = "forked" if fork else "started"
         print(
-            f"[pytest-trt run] {label} shard {i}/{n} on CUDA_VISIBLE_DEVICES={gpu}: {' '.join(cmd[3:])}",
+            f"[pytest-trt run] {label} shard {i}/{n} on CUDA_VISIBLE_DEVICES={gpu} ({how}): {' '.join(argv)}",
             flush=True,
         )
-        procs.append((subprocess.Popen(cmd, env=env), out, gpu))
+        if fork:
+            omp = env.get("OMP_NUM_THREADS", "")
+            procs.append((_Forked(argv, env, int(omp) if n > 1 and omp.isdigit() else None), out, gpu))
+        else:
+            procs.append((subprocess.Popen([sys.executable, "-m", "pytest", *argv], env=env), out, gpu))
     runs, labels, worst = [], [], 0
     for p, out, gpu in procs:
         code = p.wait()
@@ -83,6 +140,9 @@ def run(args: argparse.Namespace) -> int:
     modes: list[int | None] = [int(m) for m in args.power_modes.split(",")] if args.power_modes else [None]
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="pytest-trt-run-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    fork = can_fork() and not args.spawn
+    if fork:
+        preload()
     all_runs, all_labels, worst = [], [], 0
     for mode in modes:
         extra: list[str] = []
@@ -97,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
                 continue
             extra = [f"--trt-power-mode={mode}"]
             label = f"pm{mode}"
-        runs, labels, code = run_subsets(pytest_args, gpus, extra, workdir, label)
+        runs, labels, code = run_subsets(pytest_args, gpus, extra, workdir, label, fork)
         all_runs += runs
         all_labels += labels
         worst = max(worst, code)

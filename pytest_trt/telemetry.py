@@ -37,6 +37,17 @@ def nvml() -> Any:
         return _NVML
 
 
+def release_nvml() -> None:
+    """Shut NVML down (and forget it) so that processes forked afterwards start their own session."""
+    global _NVML, _NVML_ERR
+    with _NVML_LOCK:
+        if _NVML is not None:
+            with contextlib.suppress(Exception):
+                _NVML.nvmlShutdown()
+        _NVML = None
+        _NVML_ERR = None
+
+
 def nvml_error() -> str | None:
     nvml()
     return _NVML_ERR
