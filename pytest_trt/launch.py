@@ -1,8 +1,9 @@
 """``pytest-trt run``: one pytest process per GPU (and per Jetson power mode), merged into one JSON.
 
 The processes share one work queue (``--trt-claim-dir``): each takes the next unclaimed engine group as
-it frees up.  This module imports nothing heavy (no torch, no scipy): every second spent here before
-the processes start is wall-clock time that no GPU works.
+it frees up.  Every second spent here before the processes start is wall-clock time that no GPU
+works: importing this module loads nothing heavy, and on Linux the launcher imports torch once and
+forks the processes (without ever starting CUDA itself) instead of having each import it again.
 """
 
 from __future__ import annotations
