@@ -56,7 +56,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if settings.device.is_cuda and not config.option.collectonly:
         from pytest_trt.cuda_warmup import Warmup
 
-        # overlaps collection and the first model's set-up; TrtRun.measure waits for it
+        # overlaps collection and the first model's set-up; TrtSession.engine waits for it
         config.stash[SESSION_KEY].warmup = Warmup(settings.device.torch)
     if settings.lock_clocks and not hasattr(config, "workerinput"):
         from pytest_trt import clocks
