@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import time
 import traceback
 from collections.abc import Iterator
 from typing import Any
@@ -208,10 +209,17 @@ class TrtRun:
 
     def run(self) -> dict[str, Any]:
         """The standard benchmark body: evaluate quality, measure, record, then assert the gates."""
+        t0 = time.perf_counter()
         self.engine  # noqa: B018 - build (or fail/skip) first
+        wall_s = self.record["extra_info"].setdefault("wall_s", {})
+        wall_s["engine"] = time.perf_counter() - t0  # including export and set-up of the model
         try:
+            t0 = time.perf_counter()
             self.evaluate()
+            wall_s["quality"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
             self.measure()
+            wall_s["timing"] = time.perf_counter() - t0
         except UserDataError as exc:  # the user's data does not fit: say what it should be, no traceback
             self.record["status"] = "usage_error"
             self.record["message"] = str(exc)

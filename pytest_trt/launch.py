@@ -13,12 +13,13 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import traceback
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from pytest_trt import shard
+from pytest_trt import shard, wall
 from pytest_trt.results import load_run, write_records
 
 
@@ -133,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
     pytest_args = list(args.pytest_args)
     if pytest_args and pytest_args[0] == "--":
         pytest_args = pytest_args[1:]
+    launched = time.time()
     try:
         gpus: list[str | None] = list(shard.parse_gpus(args.gpus, gpu_count())) if args.gpus else [None]
     except ValueError as exc:
@@ -144,8 +146,11 @@ def run(args: argparse.Namespace) -> int:
     fork = can_fork() and not args.spawn
     if fork:
         preload()
-    all_runs, all_labels, worst = [], [], 0
-    for mode in modes:
+    all_runs: list[dict[str, object]] = []
+    all_labels: list[str] = []
+    worst = 0
+    rows: list[dict[str, object]] = []
+    for k, mode in enumerate(modes):
         extra: list[str] = []
         label = "run"
         if mode is not None:
@@ -158,7 +163,9 @@ def run(args: argparse.Namespace) -> int:
                 continue
             extra = [f"--trt-power-mode={mode}"]
             label = f"pm{mode}"
+        started = launched if k == 0 else time.time()  # the first sub-run includes the launcher's start
         runs, labels, code = run_subsets(pytest_args, gpus, extra, workdir, label, fork)
+        rows += wall.balance(runs, labels, started)  # per sub-run: modes run one after the other
         all_runs += runs
         all_labels += labels
         worst = max(worst, code)
@@ -166,6 +173,9 @@ def run(args: argparse.Namespace) -> int:
         print("pytest-trt run: no sub-run produced JSON", file=sys.stderr)
         return max(worst, 1)
     merged = shard.merge(all_runs, all_labels)
+    merged["machine_info"]["pytest_trt"]["balance"] = rows
+    for line in wall.render_balance(rows):
+        print(f"[pytest-trt run] {line}", flush=True)
     write_records(Path(args.out), merged)
     print(
         f"[pytest-trt run] merged {len(merged['benchmarks'])} benchmarks from {len(all_runs)} runs into {args.out}"

@@ -62,6 +62,7 @@ def pytest_configure(config: pytest.Config) -> None:
         from pytest_trt import clocks
 
         config.stash[CLOCKS_KEY] = clocks.lock(settings.lock_clocks, settings.device)
+    config.stash[SESSION_KEY].timeline.mark("configured")
 
 
 def _add_onnx_files(config: pytest.Config, settings: options.Settings) -> None:
@@ -231,6 +232,10 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     report = yield
+    if call.when == "setup":  # pytest's own phase clock: skips raised before any setup hook count too
+        item.config.stash[SESSION_KEY].timeline.case_started(item.nodeid, call.start)
+    elif call.when == "teardown":
+        item.config.stash[SESSION_KEY].timeline.case_finished(item.nodeid, call.stop)
     callspec = getattr(item, "callspec", None)
     case = callspec.params.get("trt_case") if callspec else None
     if isinstance(case, matrix.Case) and report.skipped and report.when in ("setup", "call"):
@@ -300,8 +305,9 @@ def pytest_benchmark_update_json(
     results.sanitize_extra_info(output_json)
     sess = config.stash.get(SESSION_KEY, None)
     if sess is not None:
+        sess.timeline.mark("session_finished")
         output_json["pytest_trt"] = results.session_section(
-            sess.records.values(), sess.settings, sess.cache.stats.summary()
+            sess.records.values(), sess.settings, sess.cache.stats.summary(), sess.timeline.as_dict()
         )
 
 
@@ -314,7 +320,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if s.json_path is not None:
         from pytest_trt import telemetry
 
-        payload = results.session_section(sess.records.values(), s, sess.cache.stats.summary())
+        sess.timeline.mark("session_finished")
+        payload = results.session_section(
+            sess.records.values(), s, sess.cache.stats.summary(), sess.timeline.as_dict()
+        )
         payload["machine_info"] = {"pytest_trt": telemetry.machine_info()}
         path = s.json_path
         worker = getattr(config, "workerinput", {}).get("workerid")

@@ -152,14 +152,20 @@ def add_percentiles(benchmarks: Sequence[Any], output_json: dict[str, Any]) -> N
 
 
 def session_section(
-    records: Iterable[Mapping[str, Any]], settings: Settings, cache_summary: str
+    records: Iterable[Mapping[str, Any]],
+    settings: Settings,
+    cache_summary: str,
+    timeline: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    return {
+    out = {
         "schema": SCHEMA,
         "settings": settings.as_dict(),
         "cache": cache_summary,
         "cases": [_jsonable(r) for r in records],
     }
+    if timeline is not None:
+        out["timeline"] = _jsonable(timeline)
+    return out
 
 
 def _jsonable(obj: Any) -> Any:

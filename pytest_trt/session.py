@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pytest_trt import backends, datasets, jetson, metrics, onnx_models, reference, user_data, zoo
+from pytest_trt import backends, datasets, jetson, metrics, onnx_models, reference, user_data, wall, zoo
 from pytest_trt.backends.base import BuildContext, BuildFailed, BuiltNotRunnable, Engine
 from pytest_trt.cache import ArtifactCache
 from pytest_trt.cuda_warmup import Warmup
@@ -63,6 +63,7 @@ class TrtSession:
         )
         self.on_jetson = jetson.board() is not None
         self.warmup: Warmup | None = None  # background CUDA start-up (set by the plugin on a GPU)
+        self.timeline = wall.Timeline()  # where this process's wall time goes
 
     # -- models and artifacts ------------------------------------------------------------------
     def weights(self, name: str) -> str:

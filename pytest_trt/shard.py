@@ -157,6 +157,7 @@ def merge(runs: Sequence[Mapping[str, Any]], labels: Sequence[str]) -> dict[str,
                 "gpus": mi.get("gpus"),
                 "cuda_visible_devices": mi.get("cuda_visible_devices"),
                 "jetson": mi.get("jetson"),
+                "timeline": (run.get("pytest_trt") or {}).get("timeline"),
             }
         )
     mi = out.setdefault("machine_info", {}).setdefault("pytest_trt", {})
@@ -164,6 +165,7 @@ def merge(runs: Sequence[Mapping[str, Any]], labels: Sequence[str]) -> dict[str,
     mi["gpus"] = [g for s in shards for g in (s["gpus"] or [])]
     if "pytest_trt" in out:
         out["pytest_trt"]["cases"] = cases
+        out["pytest_trt"].pop("timeline", None)  # one per process: machine_info.pytest_trt.shards
     return out
 
 

@@ -88,6 +88,11 @@ def test_run_writes_json_with_extra_info(
     assert cases["tinycnn-tensorrt-fp32-dynamic-b2-opt3"]["status"] == "skipped"
     assert "tensorrt" in cases["tinycnn-tensorrt-fp32-dynamic-b2-opt3"]["message"]
     assert data["machine_info"]["pytest_trt"]["onnxruntime"]
+    marks = data["pytest_trt"]["timeline"]["marks"]
+    order = ["configured", "first_case_started", "last_case_finished", "session_finished"]
+    assert [marks[k] for k in order] == sorted(marks[k] for k in order)
+    assert len(data["pytest_trt"]["timeline"]["cases"]) == 6  # every case that ran, skipped ones too
+    assert set(ei["wall_s"]) == {"engine", "quality", "timing"} and ei["wall_s"]["timing"] > 0
     # pytest-benchmark's own CLI loads the file
     p = subprocess.run(
         [str(Path(sys.executable).parent / "pytest-benchmark"), "compare", str(out)],

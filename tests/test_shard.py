@@ -105,6 +105,16 @@ def test_b(trt_run):
     }
     assert all(len(v) == 1 for v in by_shard.values())  # each engine (precision) on one shard only
     assert [s["cuda_visible_devices"] for s in merged["machine_info"]["pytest_trt"]["shards"]] == ["0", "1"]
+    balance = merged["machine_info"]["pytest_trt"]["balance"]
+    assert [r["label"] for r in balance] == ["run:gpu0", "run:gpu1"] and "idle at the end" in p.stdout
+    assert all(r["startup_s"] > 0 and r["cases_s"] > 0 for r in balance)
+    assert min(r["idle_at_end_s"] for r in balance) == 0.0  # the last to finish waited for nobody
+    # each case ran in exactly one process's timeline
+    ran = [
+        c["nodeid"] for s in merged["machine_info"]["pytest_trt"]["shards"] for c in s["timeline"]["cases"]
+    ]
+    assert len(ran) == len(set(ran)) and sum(r["cases"] for r in balance) == len(ran)
+    assert sum("test_b[" in n for n in ran) == 4
 
 
 def test_claims_are_per_engine_group_and_first_come(tmp_path: Path) -> None:
