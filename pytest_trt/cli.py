@@ -8,10 +8,11 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from pytest_trt import launch, shard
 from pytest_trt.results import ResultsError, expand_paths, load_run, write_records
@@ -280,5 +281,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+def console_main() -> NoReturn:
+    """The installed ``pytest-trt`` command: :func:`main`, then exit.
+
+    ``pytest-trt run`` imports torch to fork its GPU processes from; tearing that interpreter down
+    takes about half a second after every result is written and closed, and users time the command
+    end to end, so it ends without the teardown.
+    """
+    code = main()
+    if "torch" in sys.modules:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    raise SystemExit(code)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    console_main()

@@ -5,10 +5,16 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
+
+settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True)
+settings.register_profile("dev", max_examples=200, deadline=None)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 # pytester's in-process runs restore sys.modules afterwards; native extensions imported for the first
 # time inside such a run (torch._dynamo -> triton, the ONNX exporter) abort when imported again.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -115,6 +116,30 @@ def test_b(trt_run):
     ]
     assert len(ran) == len(set(ran)) and sum(r["cases"] for r in balance) == len(ran)
     assert sum("test_b[" in n for n in ran) == 4
+
+
+def test_pytest_trt_run_exit_code_and_output_survive_the_skipped_teardown(tmp_path: Path) -> None:
+    """The command ends with os._exit once torch is imported: the failing sub-run's code and the
+    launcher's last lines must still come out."""
+    (tmp_path / "test_f.py").write_text(
+        "def test_timed(benchmark):\n    benchmark(sum, [1, 2])\n\ndef test_f():\n    assert 1 == 2\n"
+    )
+    cmd = [sys.executable, "-m", "pytest_trt.cli", "run", "--gpus", "0", "--out", str(tmp_path / "m.json")]
+    cmd += [
+        "--workdir",
+        str(tmp_path / "w"),
+        "--",
+        str(tmp_path / "test_f.py"),
+        "-q",
+        "-p",
+        "no:cacheprovider",
+    ]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # output block-buffered, as in CI
+    p = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "1 failed, 1 passed" in p.stdout
+    assert p.stdout.rstrip().splitlines()[-1].startswith("[pytest-trt run] merged 1 benchmarks from 1 runs")
+    assert len(load_json(tmp_path / "m.json")["benchmarks"]) == 1
 
 
 def test_claims_are_per_engine_group_and_first_come(tmp_path: Path) -> None:
