@@ -9,6 +9,7 @@ forks the processes (without ever starting CUDA itself) instead of having each i
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import subprocess
 import sys
@@ -42,6 +43,11 @@ def preload() -> None:
     start without importing it again, all at once, against each other."""
     import pytest  # noqa: F401
     import torch  # noqa: F401
+
+    # The children inherit these objects copy-on-write; a garbage collection in a child would write to
+    # every one of them (GC headers) and copy most of the launcher's heap page by page, in every child
+    # at once.  Frozen objects are left out of collections.
+    gc.freeze()
 
 
 class _Forked:
