@@ -13,15 +13,16 @@ from typing import Any
 
 
 def process_started() -> float | None:
-    """When this process started (Linux ``/proc``), or None where that is not known."""
+    """When this process started (Linux ``/proc``, to the clock tick), or None where that is not known."""
     try:
         with open("/proc/self/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        with open("/proc/stat") as f:
-            boot = next(float(line.split()[1]) for line in f if line.startswith("btime "))
-        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22: start time in ticks
-    except (OSError, ValueError, IndexError, StopIteration):
+        since_boot = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22: start time in ticks
+    except (OSError, ValueError, IndexError):
         return None
+    # The start is counted from boot; /proc/stat's boot time is whole seconds (up to 1 s off), so the
+    # boot instant comes from the boot-time clock instead.
+    return time.time() - (time.clock_gettime(time.CLOCK_BOOTTIME) - since_boot)
 
 
 class Timeline:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -29,6 +32,17 @@ def test_process_start_is_before_now() -> None:
     if started is None:
         pytest.skip("no /proc on this system: the start time is not known")
     assert started <= time.time() and time.time() - started < 24 * 3600  # this test process, not boot
+
+
+def test_process_start_is_known_to_the_clock_tick() -> None:
+    if wall.process_started() is None:
+        pytest.skip("no /proc on this system: the start time is not known")
+    before = time.time()
+    code = "import time; from pytest_trt import wall; print(wall.process_started(), time.time())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    started, now = map(float, out.split())
+    tick = 1 / os.sysconf("SC_CLK_TCK")
+    assert before - 2 * tick <= started <= now  # boot time in whole seconds would miss by up to 1 s
 
 
 def _run(first: float, last: float, seconds: list[float]) -> dict[str, object]:
