@@ -22,7 +22,10 @@ def process_started() -> float | None:
         return None
     # The start is counted from boot; /proc/stat's boot time is whole seconds (up to 1 s off), so the
     # boot instant comes from the boot-time clock instead.
-    return time.time() - (time.clock_gettime(time.CLOCK_BOOTTIME) - since_boot)
+    boottime = getattr(time, "CLOCK_BOOTTIME", None)  # Linux only, as /proc is
+    if boottime is None:
+        return None
+    return time.time() - (time.clock_gettime(boottime) - since_boot)
 
 
 class Timeline:
