@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pytest_trt import timing, video, zoo
-from pytest_trt.fixtures import TrtRun
-from pytest_trt.options import Settings
+from pytest_trt.measure import timing, video
+from pytest_trt.models import zoo
+from pytest_trt.plugin.fixtures import TrtRun
+from pytest_trt.plugin.options import Settings
 
 
 @pytest.fixture(scope="session")

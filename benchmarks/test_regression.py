@@ -1,4 +1,4 @@
-"""Image-to-field regression: U-Net and Attention U-Net (defined in pytest_trt.networks).
+"""Image-to-field regression: U-Net and Attention U-Net (defined in pytest_trt.models.networks).
 
 As in the reference study's soot-temperature application, the output is a dense field; quality is the
 closeness curve against the PyTorch fp32 baseline and RMSE (differences beyond +-100 excluded) of the
@@ -7,7 +7,7 @@ engine against the baseline (and against ground truth when a dataset provides it
 
 import pytest
 
-from pytest_trt.fixtures import TrtRun
+from pytest_trt.plugin.fixtures import TrtRun
 
 
 @pytest.mark.trt_matrix(models=["unet", "attention_unet"], hws=[256], static_batches=[1], batches=[1, 8, 32])

@@ -24,12 +24,13 @@ import pytest
 import torch
 from torch import nn
 
-from pytest_trt import latency, telemetry, timing
-from pytest_trt.backends.base import EngineInfo
-from pytest_trt.backends.torch_backend import TorchEngine
-from pytest_trt.options import Settings
-from pytest_trt.recipes import Recipe
-from pytest_trt.timing import VIRTUAL_CLOCK
+from pytest_trt.engines.protocol import EngineInfo
+from pytest_trt.engines.pytorch.backend import TorchEngine
+from pytest_trt.engines.recipes import Recipe
+from pytest_trt.hardware import telemetry
+from pytest_trt.measure import latency, timing
+from pytest_trt.measure.timing import VIRTUAL_CLOCK
+from pytest_trt.plugin.options import Settings
 
 
 class Spin(nn.Module):
@@ -81,7 +82,7 @@ def bare_event_median(engine: TorchEngine, feed: Any, n: int) -> float:
 
 
 def build(target_s: float, device: str, matmul: bool) -> tuple[TorchEngine, Any]:
-    from pytest_trt.backends.base import Device
+    from pytest_trt.engines.protocol import Device
 
     n = 4096 if target_s > 1e-3 else 2048
     x = np.random.default_rng(0).standard_normal((n if matmul else 8, n if matmul else 8)).astype(np.float32)

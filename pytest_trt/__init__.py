@@ -12,17 +12,17 @@ __version__ = "0.1.0"
 __all__ = ["InputSpec", "register_model"]
 
 if TYPE_CHECKING:
-    from pytest_trt.signature import InputSpec
-    from pytest_trt.user_models import register_model
+    from pytest_trt.models.signature import InputSpec
+    from pytest_trt.models.user_models import register_model
 
 
 def __getattr__(name: str) -> Any:
     if name == "register_model":
-        from pytest_trt.user_models import register_model
+        from pytest_trt.models.user_models import register_model
 
         return register_model
     if name == "InputSpec":
-        from pytest_trt.signature import InputSpec
+        from pytest_trt.models.signature import InputSpec
 
         return InputSpec
     raise AttributeError(f"module 'pytest_trt' has no attribute {name!r}")

@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from pytest_trt import launch, shard
-from pytest_trt.results import ResultsError, expand_paths, load_run, write_records
+from pytest_trt.plugin.records import ResultsError, expand_paths, load_run, write_records
+from pytest_trt.run import launch, shard
 
 if TYPE_CHECKING:
-    from pytest_trt import compare
+    from pytest_trt.gate import compare
 
 # compare/history/regression (scipy) are imported by the commands that use them: `pytest-trt run`
 # starts its GPU processes without waiting for imports it does not need.
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 def _sides(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
     """Baseline and candidate files from positional files, --candidate and/or --storage/--last."""
-    from pytest_trt import history
+    from pytest_trt.gate import history
 
     files = expand_paths(args.files) if args.files else []
     cand = expand_paths(args.candidate) if args.candidate else []
@@ -46,7 +46,8 @@ def _sides(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
 
 
 def _rule(args: argparse.Namespace) -> compare.Rule:
-    from pytest_trt import compare, regression
+    from pytest_trt.gate import compare
+    from pytest_trt.gate import rule as regression
 
     noise = None
     if args.noise_model and args.noise_model != "none":
@@ -70,7 +71,8 @@ def _rule(args: argparse.Namespace) -> compare.Rule:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from pytest_trt import compare, compare_render
+    from pytest_trt.gate import compare
+    from pytest_trt.gate import render as compare_render
 
     try:
         if args.by:
@@ -117,7 +119,8 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _noise(args: argparse.Namespace) -> int:
     """Fit run-to-run noise per batch size from repeated separate runs of the same suite."""
-    from pytest_trt import compare, regression
+    from pytest_trt.gate import compare
+    from pytest_trt.gate import rule as regression
 
     try:
         paths = expand_paths(args.files)
@@ -174,8 +177,8 @@ def _merge(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from pytest_trt import history
-    from pytest_trt.report import write_report
+    from pytest_trt.gate import history
+    from pytest_trt.report.build import write_report
 
     try:
         paths = expand_paths(args.files) if args.files else []

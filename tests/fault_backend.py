@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from pytest_trt import backends
-from pytest_trt.backends.base import Backend, BuildContext, Engine
-from pytest_trt.backends.onnxruntime_backend import OnnxRuntimeBackend
+from pytest_trt.engines import registry as backends
+from pytest_trt.engines.onnxrt.backend import OnnxRuntimeBackend
+from pytest_trt.engines.protocol import Backend, BuildContext, Engine
 
 CORRUPTIONS = ("mixup", "noise", "flip", "zero_channel", "noise_last")
 NOISE = 0.05  # Gaussian noise at 5 % of the output's RMS
@@ -103,7 +103,7 @@ def make_backend(
 def register_all() -> None:
     for c in CORRUPTIONS:
         backends.register(f"faulty_{c}", make_backend(c))
-    from pytest_trt.backends.openvino_backend import OpenVinoBackend  # imports openvino lazily
+    from pytest_trt.engines.openvino.backend import OpenVinoBackend  # imports openvino lazily
 
     for c in ("mixup", "noise"):
         backends.register(f"faulty_ov_{c}", make_backend(c, OpenVinoBackend, "faulty_ov"))

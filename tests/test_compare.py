@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pytest_trt import compare
 from pytest_trt.cli import main
+from pytest_trt.gate import compare
 
 NAMES = [f"bench.py::test_x[m{i}-onnxruntime-fp32-dynamic-b1-opt3]" for i in range(5)]
 

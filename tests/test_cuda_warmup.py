@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pytest_trt.cuda_warmup import Warmup
+from pytest_trt.hardware.cuda_warmup import Warmup
 
 
 def test_a_failing_warmup_is_recorded_not_raised() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_trt import datasets, zoo
+from pytest_trt.models import datasets, zoo
 
 skimage_data = pytest.importorskip("skimage.data", exc_type=ImportError)
 Image = pytest.importorskip("PIL.Image", exc_type=ImportError)

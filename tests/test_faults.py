@@ -24,13 +24,14 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-from pytest_trt import gates, metrics, zoo
-from pytest_trt.backends.base import BuildContext, BuildFailed, BuildSpec, Device
-from pytest_trt.backends.onnxruntime_backend import OnnxRuntimeBackend
 from pytest_trt.cache import ArtifactCache, CacheError, CacheWarning
-from pytest_trt.datasets import DatasetError, load_image_folder, synthetic
-from pytest_trt.export import OnnxModelError, load_checked, onnx_model_from_artifact
-from pytest_trt.results import ResultsError, load_run
+from pytest_trt.engines.onnxrt.backend import OnnxRuntimeBackend
+from pytest_trt.engines.protocol import BuildContext, BuildFailed, BuildSpec, Device
+from pytest_trt.models import zoo
+from pytest_trt.models.datasets import DatasetError, load_image_folder, synthetic
+from pytest_trt.models.export import OnnxModelError, load_checked, onnx_model_from_artifact
+from pytest_trt.plugin.records import ResultsError, load_run
+from pytest_trt.quality import gates, metrics
 from tests.conftest import fast_args, load_json
 
 # -- ONNX input -----------------------------------------------------------------------------------
@@ -303,8 +304,8 @@ def test_oom_and_build_failure_are_results_and_the_session_goes_on(
     pytester: pytest.Pytester, tmp_path: Path
 ) -> None:
     pytester.makeconftest("""
-from pytest_trt import backends
-from pytest_trt.backends.onnxruntime_backend import OnnxRuntimeBackend
+from pytest_trt.engines import registry as backends
+from pytest_trt.engines.onnxrt.backend import OnnxRuntimeBackend
 
 class ExplodingBackend(OnnxRuntimeBackend):
     name = "exploding"
@@ -381,7 +382,7 @@ class _Evil:
 
 
 def test_version_compatible_plans_need_opt_in(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pytest_trt.backends import tensorrt_backend as tb
+    from pytest_trt.engines.tensorrt import backend as tb
     from tests.trt_double import make_double
 
     monkeypatch.setattr(tb, "trt", make_double("10.13.0"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pytest_trt import gates, metrics
+from pytest_trt.quality import gates, metrics
 
 
 def test_parse_and_overrides() -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_trt import history
 from pytest_trt.cli import main
-from pytest_trt.results import load_run
+from pytest_trt.gate import history
+from pytest_trt.plugin.records import load_run
 from tests.test_compare import NAMES, run_json
 
 MACHINE = "Linux-CPython-3.11-64bit"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_trt import jetson
+from pytest_trt.hardware import jetson
 
 NANO_JP4 = (
     "RAM 2038/3956MB (lfb 4x4MB) SWAP 0/1978MB (cached 0MB) IRAM 0/252kB(lfb 252kB) "
@@ -109,8 +109,8 @@ def test_power_mode_condition_skips_off_board(
 
 
 def test_refused_clock_lock_does_not_fail_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pytest_trt import clocks, telemetry
-    from pytest_trt.backends.base import Device
+    from pytest_trt.engines.protocol import Device
+    from pytest_trt.hardware import clocks, telemetry
 
     class NoPermission(Exception):
         pass

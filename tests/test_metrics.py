@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from pytest_trt import metrics
+from pytest_trt.quality import metrics
 
 floats = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False, width=32)
 vec = arrays(np.float32, st.integers(2, 64), elements=floats)

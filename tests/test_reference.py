@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from pytest_trt import datasets, networks, session
-from pytest_trt.backends.base import Device
-from pytest_trt.matrix import Case, Request
-from pytest_trt.recipes import Recipe
+from pytest_trt.engines.protocol import Device
+from pytest_trt.engines.recipes import Recipe
+from pytest_trt.models import datasets, networks
+from pytest_trt.plugin import session
+from pytest_trt.plugin.matrix import Case, Request
 
 
 def _session() -> session.TrtSession:

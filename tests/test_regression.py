@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from pytest_trt import compare, regression, simulate
+from pytest_trt.gate import compare, simulate
+from pytest_trt.gate import rule as regression
 
 ALPHA_B = regression.sidak(0.01, 50)
 

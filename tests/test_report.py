@@ -65,7 +65,7 @@ def _row(backend: str, precision: str, thr: float, device: str = "cpu", **extra:
 
 
 def test_framework_table_compares_with_pytorch_on_the_same_device() -> None:
-    from pytest_trt.report_tables import frameworks_table
+    from pytest_trt.report.tables import frameworks_table
 
     rows = [
         _row("torch", "fp32", 100.0, "cuda"),  # GPU baseline
@@ -86,8 +86,8 @@ def test_framework_table_compares_with_pytorch_on_the_same_device() -> None:
 def test_sparsity_table_sets_cost_against_speed(tmp_path: Path) -> None:
     import json
 
-    from pytest_trt.report import write_report
-    from pytest_trt.report_tables import sparsity_table
+    from pytest_trt.report.build import write_report
+    from pytest_trt.report.tables import sparsity_table
 
     sp = {"zero_fraction": 0.47, "layers_2to4": 29, "eligible_layers": 33, "pruning_top1_agreement": 0.25,
           "pruning_rel_error": 1.4, "onnx": {"deflated_bytes": 2**21}, "dense_onnx": {"deflated_bytes": 2**22}}  # fmt: skip

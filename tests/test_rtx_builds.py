@@ -15,15 +15,15 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from pytest_trt import datasets, zoo
-from pytest_trt.backends.base import BuildFailed, BuildSpec
 from pytest_trt.cache import ArtifactCache
-from pytest_trt.export import ExportSettings, OnnxModel, export_onnx
-from pytest_trt.recipes import apply_graph_recipe, graph_recipe
+from pytest_trt.engines.protocol import BuildFailed, BuildSpec
+from pytest_trt.engines.recipes import apply_graph_recipe, graph_recipe
+from pytest_trt.models import datasets, zoo
+from pytest_trt.models.export import ExportSettings, OnnxModel, export_onnx
 from tests.conftest import fast_args, load_json
 
 try:
-    from pytest_trt.backends import tensorrt_backend as tb
+    from pytest_trt.engines.tensorrt import backend as tb
 
     trt = tb.load_tensorrt("tensorrt_rtx")
 except Exception as exc:  # the reason becomes the skip message
@@ -158,8 +158,8 @@ def test_b(trt_run):
 
 
 def test_building_without_a_gpu_keeps_every_other_check() -> None:
-    from pytest_trt.backends.base import Device
-    from pytest_trt.backends.tensorrt_backend import TensorRTBackend, TensorRTRTXBackend
+    from pytest_trt.engines.protocol import Device
+    from pytest_trt.engines.tensorrt.backend import TensorRTBackend, TensorRTRTXBackend
 
     rtx, cpu, tiny = TensorRTRTXBackend(), Device("cpu"), zoo.get("tinycnn")
     assert rtx.unsupported(BuildSpec(precision="int8"), tiny, cpu) is None  # built ahead of time

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_trt import shard
+from pytest_trt.run import shard
 from tests.conftest import fast_args, load_json
 
 IDS = (

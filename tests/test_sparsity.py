@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from pytest_trt import networks, sparsity, zoo
+from pytest_trt.models import networks, zoo
+from pytest_trt.models import pruning as sparsity
 from tests.conftest import fast_args, load_json
 
 pytest.importorskip("modelopt.torch.sparsity", exc_type=ImportError)

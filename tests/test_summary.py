@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_trt import summary
+from pytest_trt.plugin import summary
 
 
 def _rec(backend: str, precision: str, batch: int, status: str = "ok", **ei: Any) -> dict[str, Any]:

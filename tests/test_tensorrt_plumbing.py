@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_trt import zoo
-from pytest_trt.backends import tensorrt_backend as tb
-from pytest_trt.backends.base import BuildFailed, BuildSpec, Unsupported
 from pytest_trt.cache import ArtifactCache, content_key
-from pytest_trt.datasets import synthetic
-from pytest_trt.export import ExportSettings, export_onnx
+from pytest_trt.engines.protocol import BuildFailed, BuildSpec, Unsupported
+from pytest_trt.engines.tensorrt import backend as tb
+from pytest_trt.models import zoo
+from pytest_trt.models.datasets import synthetic
+from pytest_trt.models.export import ExportSettings, export_onnx
 from tests.trt_double import make_double
 
 FAMILIES = {"8.6": "8.6.1", "10": "10.13.0.35", "11": "11.4.0.106"}
@@ -247,8 +247,8 @@ def test_engine_binds_every_input_in_graph_order_with_its_own_dtype(monkeypatch:
     and each input is fed as the engine declares it (8.6 turns int64 ids into int32)."""
     import torch
 
-    from pytest_trt.backends.base import Device, EngineInfo
-    from pytest_trt.recipes import Recipe
+    from pytest_trt.engines.protocol import Device, EngineInfo
+    from pytest_trt.engines.recipes import Recipe
 
     ns = types.SimpleNamespace(
         TensorIOMode=types.SimpleNamespace(INPUT="in", OUTPUT="out"),

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_trt import latency, timing
+from pytest_trt.measure import latency, timing
 from tests.conftest import load_json
 
 
@@ -96,7 +96,7 @@ def test_virtual_clock_feeds_pedantic_stats(pytester: pytest.Pytester) -> None:
     """A target that advances the clock by known amounts: pytest-benchmark must report exactly those."""
     pytester.makepyfile("""
 import pytest
-from pytest_trt.timing import VIRTUAL_CLOCK
+from pytest_trt.measure.timing import VIRTUAL_CLOCK
 
 DUR = [0.002, 0.004, 0.003, 0.001, 0.005] * 4
 
@@ -121,8 +121,8 @@ class _FakeEngine:
     stream = None
 
     def __init__(self) -> None:
-        from pytest_trt.backends.base import EngineInfo
-        from pytest_trt.recipes import Recipe
+        from pytest_trt.engines.protocol import EngineInfo
+        from pytest_trt.engines.recipes import Recipe
 
         self.info = EngineInfo("fake", "0", Recipe("fp32", "fp32"))
         self.calls = 0

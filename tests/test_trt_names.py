@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_trt.backends import tensorrt_backend
+from pytest_trt.engines.tensorrt import backend as tensorrt_backend
 from tests import trt_double, trt_names
 
 SOURCE = Path(tensorrt_backend.__file__).read_text()

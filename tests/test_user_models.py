@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import nn
 
-from pytest_trt import onnx_models, signature
+from pytest_trt.models import onnx_models, signature
 from tests.conftest import fast_args, load_json
 
 

@@ -159,8 +159,8 @@ def test_segmentation(pytester: pytest.Pytester, shared_cache: Path) -> None:
 
 OUTSIDE_CONFTEST = '''
 import numpy as np
-import pytest_trt.backends as backends
-from pytest_trt.backends.onnxruntime_backend import OnnxRuntimeBackend, OrtEngine
+import pytest_trt.engines.registry as backends
+from pytest_trt.engines.onnxrt.backend import OnnxRuntimeBackend, OrtEngine
 
 class Shifted(OrtEngine):
     """Someone else's engine: returns each sample's outputs shifted to the next sample."""

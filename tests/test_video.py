@@ -9,7 +9,7 @@ import pytest
 
 cv2 = pytest.importorskip("cv2", exc_type=ImportError)
 
-from pytest_trt import video  # noqa: E402
+from pytest_trt.measure import video  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +112,7 @@ def test_report_draws_fps_against_resolution(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     import json
 
-    from pytest_trt.report import write_report
+    from pytest_trt.report.build import write_report
 
     benches = [
         {

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from pytest_trt import wall
+from pytest_trt.run import wall
 
 
 def test_timeline_marks_cases_in_order() -> None:

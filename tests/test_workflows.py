@@ -73,7 +73,7 @@ def test_gpu_workflow_shards_merges_and_gates() -> None:
 
 def test_gpu_workflow_shards_cover_the_suite_exactly_once() -> None:
     """--trt-shard I/N over the workflow's N: every test id lands on exactly one runner."""
-    from pytest_trt import shard
+    from pytest_trt.run import shard
 
     n = int(load("gpu-benchmarks.yml")["env"]["SHARDS"])
     ids = [

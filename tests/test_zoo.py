@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from pytest_trt import datasets, metrics, networks, zoo
-from pytest_trt.matrix import Case
+from pytest_trt.models import datasets, networks, zoo
+from pytest_trt.plugin.matrix import Case
+from pytest_trt.quality import metrics
 
 
 def test_registry_has_the_reference_models() -> None:

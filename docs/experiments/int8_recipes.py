@@ -17,12 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from pytest_trt import datasets, reference, zoo
-from pytest_trt.backends import tensorrt_backend as tb
-from pytest_trt.backends.base import BuildFailed, BuildSpec
 from pytest_trt.cache import ArtifactCache
-from pytest_trt.export import ExportSettings, export_onnx
-from pytest_trt.recipes import apply_graph_recipe, count_qdq_nodes, graph_recipe
+from pytest_trt.engines.protocol import BuildFailed, BuildSpec
+from pytest_trt.engines.recipes import apply_graph_recipe, count_qdq_nodes, graph_recipe
+from pytest_trt.engines.tensorrt import backend as tb
+from pytest_trt.models import datasets, zoo
+from pytest_trt.models.export import ExportSettings, export_onnx
+from pytest_trt.quality import reference
 
 
 def main() -> None:
@@ -36,7 +37,12 @@ def main() -> None:
     fp32 = reference.graph_outputs(base.path, x)
     trt = tb.load_tensorrt("tensorrt_rtx")
     rows = []
-    for tool, calib_method in (("ort", "entropy"), ("ort", "minmax"), ("modelopt", "entropy"), ("modelopt", "minmax")):
+    for tool, calib_method in (
+        ("ort", "entropy"),
+        ("ort", "minmax"),
+        ("modelopt", "entropy"),
+        ("modelopt", "minmax"),
+    ):
         recipe = graph_recipe("int8", calib_method, tool, float_bias=True)
         row: dict[str, object] = {"tool": recipe.tool, "calibration": calib_method, "recipe": recipe.name}
         try:
@@ -51,7 +57,13 @@ def main() -> None:
         out = reference.graph_outputs(graph.path, x)
         row["rel_error_vs_fp32"] = round(float(np.linalg.norm(out - fp32) / np.linalg.norm(fp32)), 4)
         row["top1_agreement"] = round(float(np.mean(out.argmax(1) == fp32.argmax(1))), 4)
-        bs = BuildSpec(precision="int8", profile="dynamic", batch_range=(1, 8, 32), typing="strong", compute_capability="8.9")
+        bs = BuildSpec(
+            precision="int8",
+            profile="dynamic",
+            batch_range=(1, 8, 32),
+            typing="strong",
+            compute_capability="8.9",
+        )
         plan = Path(tempfile.mkdtemp()) / "p.plan"
         try:
             facts = tb.build_plan(graph.path, plan, bs, tb.choose_recipe(bs, trt.__version__), spec, cache=None,

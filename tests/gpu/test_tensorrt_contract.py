@@ -16,12 +16,13 @@ torch = pytest.importorskip("torch")
 if not torch.cuda.is_available():
     pytest.skip("needs a CUDA GPU", allow_module_level=True)
 
-from pytest_trt import metrics, zoo  # noqa: E402
-from pytest_trt.backends import get  # noqa: E402
-from pytest_trt.backends.base import BuildContext, BuildSpec, Device  # noqa: E402
 from pytest_trt.cache import ArtifactCache  # noqa: E402
-from pytest_trt.datasets import synthetic  # noqa: E402
-from pytest_trt.export import ExportSettings, export_onnx  # noqa: E402
+from pytest_trt.engines.protocol import BuildContext, BuildSpec, Device  # noqa: E402
+from pytest_trt.engines.registry import get  # noqa: E402
+from pytest_trt.models import zoo  # noqa: E402
+from pytest_trt.models.datasets import synthetic  # noqa: E402
+from pytest_trt.models.export import ExportSettings, export_onnx  # noqa: E402
+from pytest_trt.quality import metrics  # noqa: E402
 
 
 @pytest.mark.gpu

@@ -1,0 +1,1 @@
+"""The TensorRT and TensorRT-RTX backends: version shims, the builder, the runtime."""

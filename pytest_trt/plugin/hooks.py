@@ -1,0 +1,367 @@
+"""pytest entry point (``pytest11: trt``): options, markers, parametrization, header, summary, JSON hooks."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+
+from pytest_trt.engines import registry as backends
+from pytest_trt.measure.timing import VIRTUAL_CLOCK
+from pytest_trt.plugin import matrix, options
+from pytest_trt.plugin import records as results
+from pytest_trt.plugin.fixtures import (  # noqa: F401 - fixtures are registered by import
+    SESSION_KEY,
+    SETTINGS_KEY,
+    TrtSession,
+    trt_baseline,
+    trt_cache,
+    trt_case,
+    trt_engine,
+    trt_onnx,
+    trt_run,
+    trt_session,
+    trt_settings,
+)
+
+MARKERS = {
+    "gpu": "needs a CUDA GPU; skipped with the reason where there is none",
+    "tensorrt": "needs TensorRT; skipped with the reason where `import tensorrt` fails",
+    "smoke": "CPU smoke tier: small models, minutes on 2 cores",
+    "slow": "long-running (large models, full sweeps)",
+    "trt_matrix(models=None, task=None, tag=None, backends=None, precisions=None, batches=None, profiles=None, "
+    "opt_levels=None, static_batches=None, hws=None, dynamic_hw=False)": "the configurations this benchmark covers",
+    "trt_quality(**{precision: [gate, ...]})": "quality gates for this benchmark, e.g. int8=['closeness@1>=90']",
+}
+CLOCKS_KEY = pytest.StashKey[Any]()
+BENCH_MACHINE_KEY = pytest.StashKey[Any]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    options.addoptions(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from pytest_trt.run import shard
+
+    shard.pin_xdist_worker()  # before anything creates a CUDA context
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+    settings = options.resolve(config)  # UsageError -> pytest exits 4 with the message
+    config.stash[SETTINGS_KEY] = settings
+    if settings.onnx_files:
+        _add_onnx_files(config, settings)
+    config.stash[SESSION_KEY] = TrtSession(settings, verbose=config.get_verbosity())
+    if _saves_benchmarks(config):
+        config.stash[BENCH_MACHINE_KEY] = _generic_machine_info()
+    if settings.device.is_cuda and not config.option.collectonly:
+        from pytest_trt.hardware.cuda_warmup import Warmup
+
+        # overlaps collection and the first model's set-up; TrtSession.engine waits for it
+        config.stash[SESSION_KEY].warmup = Warmup(settings.device.torch)
+    if settings.lock_clocks and not hasattr(config, "workerinput"):
+        from pytest_trt.hardware import clocks
+
+        config.stash[CLOCKS_KEY] = clocks.lock(settings.lock_clocks, settings.device)
+    config.stash[SESSION_KEY].timeline.mark("configured")
+
+
+def _add_onnx_files(config: pytest.Config, settings: options.Settings) -> None:
+    """``--trt-onnx``: register each file as a model and collect the suite that runs them (alone when
+    no test path was given, as ``trtexec --onnx`` needs no test file)."""
+    from pathlib import Path
+
+    from pytest_trt.models import user_models
+    from pytest_trt.plugin import user_suite
+
+    try:
+        user_models.register_onnx_files(
+            settings.onnx_files, settings.shapes, settings.min_shapes, settings.max_shapes, settings.onnx_task
+        )
+    except user_models.ModelDeclarationError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    suite = str(Path(user_suite.__file__))
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        config.args[:] = [suite]
+    elif suite not in config.args:
+        config.args.append(suite)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    from pytest_trt.models import user_models
+
+    user_models.forget()
+    lock = config.stash.get(CLOCKS_KEY, None)
+    if lock is not None:
+        lock.restore()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    s = config.stash[SETTINGS_KEY]
+    lines = [
+        f"pytest-trt: device {s.device.torch} ({s.device.name}); cache {config.stash[SESSION_KEY].cache.root}"
+    ]
+    for name in backends.names():
+        mark = "*" if name in s.backends else " "
+        lines.append(f"  {mark} {backends.availability(name).header(name)}")
+    lines.append(
+        f"  matrix defaults: precisions {','.join(s.precisions)}; batches {','.join(map(str, s.batches))}; "
+        f"profiles {','.join(s.profiles)}; opt levels {','.join(map(str, s.opt_levels))}; weights {s.weights}"
+    )
+    lock = config.stash.get(CLOCKS_KEY, None)
+    if lock is not None:
+        lines.append(f"  clocks: {lock.message}")
+    return lines
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "trt_case" not in metafunc.fixturenames:
+        return
+    settings = metafunc.config.stash[SETTINGS_KEY]
+    req = matrix.Request.from_marker(metafunc.definition.get_closest_marker("trt_matrix"))
+    params = matrix.expand(req, settings)
+    metafunc.parametrize("trt_case", params, indirect=True)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto`` = one correctness-only worker per GPU (timing is disabled under xdist anyway)."""
+    from pytest_trt.hardware import telemetry
+
+    n = len(telemetry.visible_handles())
+    return n or None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    from pytest_trt.run import shard
+
+    s = config.stash[SETTINGS_KEY]
+    if s.shard is not None:
+        index, count = s.shard
+        where = shard.assign([it.nodeid for it in items], count)
+        keep = [it for it in items if where[it.nodeid] == index]
+        drop = [it for it in items if where[it.nodeid] != index]
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+    if s.claim_dir is not None and s.claim_rank is not None:
+        units = [_queue_unit(it) for it in items]
+        items[:] = [items[i] for i in shard.cost_order(units)]
+        items[:] = [items[i] for i in shard.queue_order(len(items), *s.claim_rank)]
+    for item in items:
+        if "trt_run" not in getattr(item, "fixturenames", ()):
+            continue
+        # GPU (or host) time reaches pytest-benchmark only through the virtual clock in pedantic mode.
+        user = item.get_closest_marker("benchmark")
+        kwargs = dict(user.kwargs) if user else {}
+        kwargs["timer"] = VIRTUAL_CLOCK
+        kwargs.setdefault("disable_gc", True)
+        item.add_marker(pytest.mark.benchmark(**kwargs))
+
+
+def _queue_unit(item: pytest.Item) -> tuple[str, str, float]:
+    """(model, engine group, relative cost) of a collected case, for the shared queue's order."""
+    from pytest_trt.run import shard
+
+    case = getattr(getattr(item, "callspec", None), "params", {}).get("trt_case")
+    if not isinstance(case, matrix.Case):
+        return ("", item.nodeid, 0.0)  # not a matrix case: cheap, kept together
+    return (case.model, shard.group_of(item.nodeid), shard.relative_cost(case.batch, case.precision))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Check the user's .npz data against every selected model (a usage error before anything runs);
+    ``--trt-weights auto``: download the selected models' weights once, and say so once if it fails."""
+    sess = session.config.stash.get(SESSION_KEY, None)
+    if sess is None:
+        return
+    params = [
+        getattr(getattr(item, "callspec", None), "params", {}).get("trt_case") for item in session.items
+    ]
+    cases = [c for c in params if isinstance(c, matrix.Case)]
+    _check_user_data(sess, cases)
+    if sess.settings.weights != "auto" or hasattr(session.config, "workerinput"):
+        return
+    names = sorted({c.model for c in cases})
+    failures = sess.fetch_weights(names)
+    tr = session.config.pluginmanager.get_plugin("terminalreporter")
+    for name, reason in failures.items():
+        line = f"pytest-trt: weights auto: {name}: {reason}; using seeded random weights"
+        if tr is not None:
+            tr.write_line(line, yellow=True)
+
+
+def _check_user_data(sess: TrtSession, cases: list[matrix.Case]) -> None:
+    from pytest_trt.models.user_data import UserDataError
+
+    s = sess.settings
+    seen: set[tuple[object, ...]] = set()
+    for c in cases:
+        key = (c.model, c.hw, c.precision == "int8")
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            if s.inputs_npz:
+                sess.eval_samples(c)
+            if s.calib_npz and c.precision == "int8":
+                sess.calibration(c)
+        except UserDataError as exc:
+            raise pytest.UsageError(f"{exc} (model {c.model})") from None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    """With --trt-claim-dir, a case another process has claimed is left to it (not run, not reported)."""
+    s = item.config.stash[SETTINGS_KEY]
+    if s.claim_dir is None or "trt_run" not in getattr(item, "fixturenames", ()):
+        return None
+    from pytest_trt.run import shard
+
+    return None if shard.claim(s.claim_dir, item.nodeid) else True
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    s = item.config.stash[SETTINGS_KEY]
+    if item.get_closest_marker("gpu") and not s.device.is_cuda:
+        pytest.skip("needs a CUDA GPU (none visible; --trt-device cpu or no NVIDIA driver)")
+    if item.get_closest_marker("tensorrt"):
+        a = backends.availability("tensorrt")
+        if not a.ok:
+            pytest.skip(f"needs TensorRT: {a.reason}")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    report = yield
+    if call.when == "setup":  # pytest's own phase clock: skips raised before any setup hook count too
+        item.config.stash[SESSION_KEY].timeline.case_started(item.nodeid, call.start)
+    elif call.when == "teardown":
+        item.config.stash[SESSION_KEY].timeline.case_finished(item.nodeid, call.stop)
+    callspec = getattr(item, "callspec", None)
+    case = callspec.params.get("trt_case") if callspec else None
+    if isinstance(case, matrix.Case) and report.skipped and report.when in ("setup", "call"):
+        sess = item.config.stash[SESSION_KEY]
+        rec = sess.records.get(case.id)
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        if rec is None:
+            sess.records[case.id] = {
+                "id": case.id,
+                "nodeid": item.nodeid,
+                "status": "skipped",
+                "message": reason,
+                "extra_info": {**case.params(), "status": "skipped"},
+            }
+        elif rec["status"] == "pending":
+            rec["status"] = rec["extra_info"]["status"] = "skipped"
+            rec["message"] = reason
+    return report
+
+
+def _saves_benchmarks(config: pytest.Config) -> bool:
+    """Whether pytest-benchmark will describe the machine at the end (it does so to save or compare)."""
+    if hasattr(config, "workerinput"):
+        return False  # xdist workers never time (pytest-benchmark disables itself there)
+    names = ("benchmark_json", "benchmark_save", "benchmark_autosave", "benchmark_compare")
+    return any(config.getoption(n, None) for n in names)
+
+
+def _generic_machine_info() -> dict[str, Any] | None:
+    """pytest-benchmark's own machine_info, taken at start-up instead of at the end.
+
+    py-cpuinfo forks helper processes; at the end of a session the process holds a CUDA context and
+    gigabytes of mappings, and those forks cost over a second of every run's wall time.  Nothing it
+    reports (CPU model, Python, OS) changes during a session.
+    """
+    try:
+        from pytest_benchmark.plugin import pytest_benchmark_generate_machine_info as generate
+    except ImportError:
+        return None
+    try:
+        return dict(generate())
+    except Exception:  # the end-of-session default then runs (and reports its own error)
+        return None
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_benchmark_generate_machine_info(config: pytest.Config) -> dict[str, Any] | None:
+    info: dict[str, Any] | None = config.stash.get(BENCH_MACHINE_KEY, None)
+    return dict(info) if info is not None else None
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
+    from pytest_trt.hardware import telemetry
+
+    machine_info["pytest_trt"] = telemetry.machine_info()
+    s = config.stash.get(SETTINGS_KEY, None)
+    if s is not None:
+        machine_info["pytest_trt"]["device"] = s.device.torch
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_json(
+    config: pytest.Config, benchmarks: list[Any], output_json: dict[str, Any]
+) -> None:
+    results.add_percentiles(benchmarks, output_json)
+    results.sanitize_extra_info(output_json)
+    sess = config.stash.get(SESSION_KEY, None)
+    if sess is not None:
+        sess.timeline.mark("session_finished")
+        output_json["pytest_trt"] = results.session_section(
+            sess.records.values(), sess.settings, sess.cache.stats.summary(), sess.timeline.as_dict()
+        )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    sess = config.stash.get(SESSION_KEY, None)
+    if sess is None or (hasattr(config, "workerinput") and not sess.records):
+        return
+    s = sess.settings
+    if s.json_path is not None:
+        from pytest_trt.hardware import telemetry
+
+        sess.timeline.mark("session_finished")
+        payload = results.session_section(
+            sess.records.values(), s, sess.cache.stats.summary(), sess.timeline.as_dict()
+        )
+        payload["machine_info"] = {"pytest_trt": telemetry.machine_info()}
+        path = s.json_path
+        worker = getattr(config, "workerinput", {}).get("workerid")
+        if worker:  # xdist: one file per worker next to the requested one, never a shared partial write
+            path = path.with_name(f"{path.stem}.{worker}{path.suffix}")
+        results.write_records(path, payload)
+    if s.baseline is not None:
+        from pytest_trt.gate import compare
+
+        verdicts = compare.gate_session(s.baseline, list(sess.records.values()))
+        config.stash[_GATE_KEY] = verdicts
+        if any(v.verdict in compare.FAILING for v in verdicts) and session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_GATE_KEY = pytest.StashKey[Any]()
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    sess = config.stash.get(SESSION_KEY, None)
+    if sess is None or not sess.records:
+        return
+    from pytest_trt.plugin import summary
+
+    tr = terminalreporter
+    summary.write(
+        tr, sess.records.values(), f"pytest-trt cache ({sess.cache.root}): {sess.cache.stats.summary()}"
+    )
+    verdicts = config.stash.get(_GATE_KEY, None)
+    if verdicts:
+        from pytest_trt.gate import compare
+
+        tr.write_sep("-", f"regression gate against {sess.settings.baseline}")
+        for v in verdicts:
+            if v.verdict != "unchanged":
+                tr.write_line(f"  {v.verdict:10} {v.key}: {v.reason}")
+        bad = [v for v in verdicts if v.verdict in compare.FAILING]
+        tr.write_line(f"  {len(bad)} regression(s) among {len(verdicts)} compared results")

@@ -1,0 +1,1 @@
+"""``pytest-trt report``: HTML and Markdown tables and figures from stored runs."""
