@@ -22,7 +22,7 @@ import pytest
 from pytest_trt.measure import timing, video
 from pytest_trt.models import zoo
 from pytest_trt.plugin.fixtures import TrtRun
-from pytest_trt.plugin.options import Settings
+from pytest_trt.plugin.settings import Settings
 
 
 @pytest.fixture(scope="session")

@@ -30,7 +30,7 @@ from pytest_trt.engines.recipes import Recipe
 from pytest_trt.hardware import telemetry
 from pytest_trt.measure import latency, timing
 from pytest_trt.measure.timing import VIRTUAL_CLOCK
-from pytest_trt.plugin.options import Settings
+from pytest_trt.plugin.settings import Settings
 
 
 class Spin(nn.Module):

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from pytest_trt.plugin.records import ResultsError, expand_paths, load_run, write_records
+from pytest_trt.gate.runs import ResultsError, expand_paths, load_run, write_json
 from pytest_trt.run import launch, shard
 
 if TYPE_CHECKING:
@@ -46,13 +46,12 @@ def _sides(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
 
 
 def _rule(args: argparse.Namespace) -> compare.Rule:
-    from pytest_trt.gate import compare
-    from pytest_trt.gate import rule as regression
+    from pytest_trt.gate import compare, latency_rule
 
     noise = None
     if args.noise_model and args.noise_model != "none":
         try:
-            noise = regression.NoiseModel.load(args.noise_model)
+            noise = latency_rule.NoiseModel.load(args.noise_model)
         except ValueError as exc:
             raise ResultsError(f"--noise-model: {exc}") from None
     return compare.Rule(
@@ -71,16 +70,15 @@ def _rule(args: argparse.Namespace) -> compare.Rule:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from pytest_trt.gate import compare
-    from pytest_trt.gate import render as compare_render
+    from pytest_trt.gate import compare, render
 
     try:
         if args.by:
             paths = expand_paths(args.files + (args.candidate or []))
             sbs = compare.side_by_side(paths, args.by, args.metric)
-            print(compare_render.render_side_by_side(sbs))
+            print(render.render_side_by_side(sbs))
             if args.markdown:
-                Path(args.markdown).write_text(compare_render.render_side_by_side(sbs, markdown=True))
+                Path(args.markdown).write_text(render.render_side_by_side(sbs, markdown=True))
             if args.json:
                 _emit_json(args.json, sbs)
             return 0
@@ -93,9 +91,9 @@ def _compare(args: argparse.Namespace) -> int:
     verdicts = compare.compare_sides(base, cand, rule)
     notes = compare.env_notes(base, cand)
     print(f"baseline: {len(base_p)} run(s); candidate: {len(cand_p)} run(s)")
-    print(compare_render.render_text(verdicts, notes))
+    print(render.render_text(verdicts, notes))
     if args.markdown:
-        Path(args.markdown).write_text(compare_render.render_markdown(verdicts, notes))
+        Path(args.markdown).write_text(render.render_markdown(verdicts, notes))
     if args.json:
         rule_d = {k: v for k, v in rule.__dict__.items() if k != "noise"}
         rule_d["noise_model"] = (
@@ -119,15 +117,14 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _noise(args: argparse.Namespace) -> int:
     """Fit run-to-run noise per batch size from repeated separate runs of the same suite."""
-    from pytest_trt.gate import compare
-    from pytest_trt.gate import rule as regression
+    from pytest_trt.gate import compare, latency_rule
 
     try:
         paths = expand_paths(args.files)
         side = compare.load_side(paths)
         medians = {k: [r.median_s for r in rs if r.median_s] for k, rs in side.items()}
         batches = {k: rs[0].extra.get("batch") for k, rs in side.items()}
-        model = regression.fit(medians, batches)
+        model = latency_rule.fit(medians, batches)
     except (ResultsError, ValueError) as exc:
         print(f"pytest-trt noise: {exc}", file=sys.stderr)
         return 2
@@ -135,8 +132,8 @@ def _noise(args: argparse.Namespace) -> int:
     model.source = {"runs": len(paths), "benchmarks": len(side)}
     _emit_json(args.out, {"model": model.as_dict()})
     for b, n in sorted(model.by_batch.items()):
-        need = regression.runs_needed(
-            n.run_sd, threshold=args.threshold / 100, alpha_b=regression.sidak(0.01, args.suite_size)
+        need = latency_rule.runs_needed(
+            n.run_sd, threshold=args.threshold / 100, alpha_b=latency_rule.sidak(0.01, args.suite_size)
         )
         print(
             f"batch {b}: run-to-run sd {n.run_sd * 100:.2f}% (df {n.df}); runs per side for {args.threshold:g}%: {need}"
@@ -171,7 +168,7 @@ def _merge(args: argparse.Namespace) -> int:
             f"pytest-trt merge: {len(dup)} benchmark(s) in more than one file, e.g. {dup[0]}", file=sys.stderr
         )
         return 2
-    write_records(Path(args.out), merged)
+    write_json(Path(args.out), merged)
     print(f"merged {len(names)} benchmarks from {len(paths)} files into {args.out}")
     return 0
 

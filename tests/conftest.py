@@ -6,6 +6,7 @@ import contextlib
 import importlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,6 @@ for _mod in (
         importlib.import_module(_mod)
 
 from tests import fault_backend  # noqa: E402 - after the pre-imports above
-
-fault_backend.register_all()  # before any pytester run configures --trt-backend
 
 BENCH = """
 import pytest
@@ -75,3 +74,8 @@ def fast_args(cache: Path, *extra: str) -> list[str]:
 def load_json(path: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(path.read_text())
     return data
+
+
+def pytest_trt_register_backends(register: Callable[[str, Any], None]) -> None:
+    """The corrupting test backends, for this session and every in-process pytester run after it."""
+    fault_backend.register_all(register)

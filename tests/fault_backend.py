@@ -10,11 +10,11 @@ and pass the uncorrupted backend.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from pytest_trt.engines import registry as backends
 from pytest_trt.engines.onnxrt.backend import OnnxRuntimeBackend
 from pytest_trt.engines.protocol import Backend, BuildContext, Engine
 
@@ -100,10 +100,10 @@ def make_backend(
     return Corrupted
 
 
-def register_all() -> None:
+def register_all(register: Callable[[str, Any], None]) -> None:
     for c in CORRUPTIONS:
-        backends.register(f"faulty_{c}", make_backend(c))
+        register(f"faulty_{c}", make_backend(c))
     from pytest_trt.engines.openvino.backend import OpenVinoBackend  # imports openvino lazily
 
     for c in ("mixup", "noise"):
-        backends.register(f"faulty_ov_{c}", make_backend(c, OpenVinoBackend, "faulty_ov"))
+        register(f"faulty_ov_{c}", make_backend(c, OpenVinoBackend, "faulty_ov"))

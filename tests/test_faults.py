@@ -27,10 +27,10 @@ from onnx import TensorProto, helper
 from pytest_trt.cache import ArtifactCache, CacheError, CacheWarning
 from pytest_trt.engines.onnxrt.backend import OnnxRuntimeBackend
 from pytest_trt.engines.protocol import BuildContext, BuildFailed, BuildSpec, Device
+from pytest_trt.gate.runs import ResultsError, load_run
 from pytest_trt.models import zoo
 from pytest_trt.models.datasets import DatasetError, load_image_folder, synthetic
 from pytest_trt.models.export import OnnxModelError, load_checked, onnx_model_from_artifact
-from pytest_trt.plugin.records import ResultsError, load_run
 from pytest_trt.quality import gates, metrics
 from tests.conftest import fast_args, load_json
 
@@ -304,7 +304,6 @@ def test_oom_and_build_failure_are_results_and_the_session_goes_on(
     pytester: pytest.Pytester, tmp_path: Path
 ) -> None:
     pytester.makeconftest("""
-from pytest_trt.engines import registry as backends
 from pytest_trt.engines.onnxrt.backend import OnnxRuntimeBackend
 
 class ExplodingBackend(OnnxRuntimeBackend):
@@ -314,7 +313,8 @@ class ExplodingBackend(OnnxRuntimeBackend):
             raise MemoryError("simulated out of memory while building")
         raise RuntimeError("simulated builder crash")
 
-backends.register("exploding", "conftest:ExplodingBackend")
+def pytest_trt_register_backends(register):
+    register("exploding", "conftest:ExplodingBackend")
 """)
     pytester.makepyfile(
         test_x="""
@@ -383,10 +383,11 @@ class _Evil:
 
 def test_version_compatible_plans_need_opt_in(monkeypatch: pytest.MonkeyPatch) -> None:
     from pytest_trt.engines.tensorrt import backend as tb
+    from pytest_trt.engines.tensorrt import versions
     from tests.trt_double import make_double
 
-    monkeypatch.setattr(tb, "trt", make_double("10.13.0"))
-    monkeypatch.setattr(tb, "load_tensorrt", lambda name="tensorrt": tb.trt)
+    monkeypatch.setattr(versions, "trt", make_double("10.13.0"))
+    monkeypatch.setattr(versions, "load_tensorrt", lambda name="tensorrt": versions.trt)
     be = tb.TensorRTBackend()
     gpu = Device("cuda", 0, "fake")
     reason = be.unsupported(BuildSpec(version_compatible=True), zoo.get("tinycnn"), gpu)

@@ -10,7 +10,7 @@ import pytest
 
 from pytest_trt.cli import main
 from pytest_trt.gate import history
-from pytest_trt.plugin.records import load_run
+from pytest_trt.gate.runs import load_run
 from tests.test_compare import NAMES, run_json
 
 MACHINE = "Linux-CPython-3.11-64bit"

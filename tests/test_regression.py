@@ -15,10 +15,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from pytest_trt.gate import compare, simulate
-from pytest_trt.gate import rule as regression
+from pytest_trt.gate import compare, latency_rule, simulate
 
-ALPHA_B = regression.sidak(0.01, 50)
+ALPHA_B = latency_rule.sidak(0.01, 50)
 
 
 def _data() -> dict[str, Any]:
@@ -57,11 +56,11 @@ def _results(key: str, medians_ms: list[float], batch: int, gpu: str) -> list[co
 def test_committed_runs_refit_to_the_committed_model() -> None:
     d = _data()
     runs = d["runs"]
-    refit = regression.fit(
+    refit = latency_rule.fit(
         {k: [m / 1e3 for m in v] for k, v in runs["median_ms"].items()},
         {k: int(b) for k, b in runs["batch"].items()},
     )
-    model = regression.bundled_gpu_model()
+    model = latency_rule.bundled_gpu_model()
     assert model.device == d["model"]["source"]["environment"]["gpu"]
     for b, noise in model.by_batch.items():
         assert (
@@ -88,7 +87,7 @@ def test_committed_runs_1_4_against_5_8(slowdown: float) -> None:
 
 def test_simulated_suites_with_the_fitted_noise_at_the_workflows_runs() -> None:
     """Detect +5 % in >= 95 % of trials; <= 1 false alarm per 100 unchanged 50-benchmark suites."""
-    model = regression.bundled_gpu_model()
+    model = latency_rule.bundled_gpu_model()
     r = _workflow_runs()
     rule = compare.Rule()  # the simulation runs compare's defaults
     assert (simulate.simulate.__kwdefaults__ or {})["power"] == rule.power
@@ -102,9 +101,11 @@ def test_simulated_suites_with_the_fitted_noise_at_the_workflows_runs() -> None:
 
 
 def test_the_workflow_runs_enough_for_every_batch_of_the_model() -> None:
-    model = regression.bundled_gpu_model()
+    model = latency_rule.bundled_gpu_model()
     need = [
-        regression.runs_needed(n.run_sd, threshold=0.05, alpha_b=ALPHA_B, power=0.98, prior_df=min(n.df, 10))
+        latency_rule.runs_needed(
+            n.run_sd, threshold=0.05, alpha_b=ALPHA_B, power=0.98, prior_df=min(n.df, 10)
+        )
         for n in model.by_batch.values()
     ]
     assert all(k is not None and k <= _workflow_runs() for k in need), need
@@ -113,8 +114,8 @@ def test_the_workflow_runs_enough_for_every_batch_of_the_model() -> None:
 def test_per_iteration_sync_noise_needs_more_runs_and_compare_says_so() -> None:
     """The noise the issue measured with a sync per iteration (b1: 3.9-5.5 % max-min over 8 runs, i.e. a
     run-to-run sd of ~1.6 %): 3 runs a side cannot see 5 %; the verdict says so and how many would."""
-    old = regression.NoiseModel({1: regression.Noise(0.016, 21)}, regression.Noise(0.016, 21))
-    need = regression.runs_needed(0.016, threshold=0.05, alpha_b=ALPHA_B, power=0.98, prior_df=10)
+    old = latency_rule.NoiseModel({1: latency_rule.Noise(0.016, 21)}, latency_rule.Noise(0.016, 21))
+    need = latency_rule.runs_needed(0.016, threshold=0.05, alpha_b=ALPHA_B, power=0.98, prior_df=10)
     assert need is not None and need > 3
     rng = np.random.default_rng(5)
     key = "b.py::t[m-torch-fp16-dynamic-b1-opt3]"
@@ -133,14 +134,14 @@ def test_without_a_prior_the_test_is_scipys_two_sample_t_test() -> None:
     rng = np.random.default_rng(0)
     b = np.exp(rng.normal(0, 0.01, 6))
     c = np.exp(rng.normal(0.012, 0.01, 5))
-    t = regression.test_runs(list(b), list(c), threshold=0.05, alpha_b=0.01)
+    t = latency_rule.test_runs(list(b), list(c), threshold=0.05, alpha_b=0.01)
     ref = stats.ttest_ind(np.log(c), np.log(b), equal_var=True, alternative="greater")
     assert t.p_value == pytest.approx(float(ref.pvalue), rel=1e-9) and t.df == 9
     assert t.change == pytest.approx(math.expm1(np.log(c).mean() - np.log(b).mean()))
 
 
 def test_a_prior_only_for_the_gpu_it_was_fitted_on() -> None:
-    model = regression.bundled_gpu_model()
+    model = latency_rule.bundled_gpu_model()
     same = _results("k", [1.0, 1.0], 1, model.device)
     other = _results("k", [1.0, 1.0], 1, "NVIDIA A10")
     assert compare._prior(compare.Rule(), same) == model.for_batch(1)
@@ -160,18 +161,18 @@ def test_one_run_a_side_without_noise_model_is_the_ratio_alone() -> None:
 def test_fit_recovers_a_known_spread() -> None:
     rng = np.random.default_rng(9)
     meds = {f"k{i}": list(np.exp(rng.normal(0, 0.02, 8))) for i in range(30)}
-    m = regression.fit(meds, {f"k{i}": 1 if i % 2 else 32 for i in range(30)})
+    m = latency_rule.fit(meds, {f"k{i}": 1 if i % 2 else 32 for i in range(30)})
     assert m.pooled.run_sd == pytest.approx(0.02, rel=0.1) and m.pooled.df == 30 * 7
     assert set(m.by_batch) == {1, 32}
     with pytest.raises(ValueError, match="two or more runs"):
-        regression.fit({"k": [1.0]}, {"k": 1})
+        latency_rule.fit({"k": [1.0]}, {"k": 1})
 
 
 def test_noise_model_round_trip_and_bad_file(tmp_path: Any) -> None:
-    model = regression.bundled_gpu_model()
+    model = latency_rule.bundled_gpu_model()
     p = tmp_path / "m.json"
     p.write_text(json.dumps({"model": model.as_dict()}))
-    assert regression.NoiseModel.load(p).by_batch == model.by_batch
+    assert latency_rule.NoiseModel.load(p).by_batch == model.by_batch
     p.write_text('{"by_batch": {}}')
     with pytest.raises(ValueError, match="pytest-trt noise"):
-        regression.NoiseModel.load(p)
+        latency_rule.NoiseModel.load(p)

@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from pytest_trt.models import networks, zoo
-from pytest_trt.models import pruning as sparsity
+from pytest_trt.models import networks, pruning, zoo
+from pytest_trt.quality import pruning_loss
 from tests.conftest import fast_args, load_json
 
 pytest.importorskip("modelopt.torch.sparsity", exc_type=ImportError)
@@ -20,17 +20,17 @@ def test_structure_finds_the_pattern_and_its_violations() -> None:
     lin = nn.Linear(8, 2, bias=False)
     w = torch.tensor([[1.0, 0, 2, 0, 0, 0, 3, 4], [0, 5, 0, 6, 7, 0, 0, 8]])
     lin.weight.data.copy_(w)
-    s = sparsity.structure(lin)
+    s = pruning.structure(lin)
     assert (s["eligible_layers"], s["layers_2to4"]) == (1, 1) and s["zero_fraction"] == 0.5
     lin.weight.data[0, 1] = 9.0  # first group now has three non-zeros: no longer 2:4
-    assert sparsity.structure(lin)["layers_2to4"] == 0
-    assert sparsity.structure(nn.Conv2d(3, 8, 3))["eligible_layers"] == 0  # 3 input channels: not eligible
+    assert pruning.structure(lin)["layers_2to4"] == 0
+    assert pruning.structure(nn.Conv2d(3, 8, 3))["eligible_layers"] == 0  # 3 input channels: not eligible
 
 
 def test_modelopt_prunes_every_eligible_layer_to_2_4() -> None:
     torch.manual_seed(0)
-    model, tool = sparsity.prune_2to4(networks.TinyCNN().eval())
-    s = sparsity.structure(model)
+    model, tool = pruning.prune_2to4(networks.TinyCNN().eval())
+    s = pruning.structure(model)
     assert tool.startswith("modelopt") and "sparse_magnitude" in tool
     # the 3-channel stem is not eligible; ModelOpt also leaves the 10-class head dense (too few outputs
     # for TensorRT's sparse kernels), so the two middle convolutions carry the pattern
@@ -47,7 +47,7 @@ def test_the_variant_is_its_model_pruned() -> None:
     assert spec.parent == "tinycnn" and spec.prune == "2:4" and spec.factory is zoo.get("tinycnn").factory
     assert "tinycnn_sparse24" not in zoo.names()  # asked for by name, never a default
     model, source = zoo.load_model(spec, "random")
-    assert "pruned 2:4 by modelopt" in source and sparsity.structure(model)["layers_2to4"] == 2
+    assert "pruned 2:4 by modelopt" in source and pruning.structure(model)["layers_2to4"] == 2
     with pytest.raises(KeyError, match="unknown model 'nosuch_sparse24'"):
         zoo.get("nosuch_sparse24")
 
@@ -56,10 +56,10 @@ def test_pruning_loss_metrics() -> None:
     rng = np.random.default_rng(0)
     dense = rng.normal(size=(20, 10))
     labels = dense.argmax(1)
-    same = sparsity.pruning_loss([dense], [dense], "classification", labels)
+    same = pruning_loss.pruning_loss([dense], [dense], "classification", labels)
     assert same["pruning_top1_agreement"] == 1.0 and same["pruning_rel_error"] == 0.0
     assert same["pruning_accuracy_drop"] == 0.0 and same["pruning_closeness"] == 100.0
-    worse = sparsity.pruning_loss([dense], [dense[::-1]], "classification", labels)
+    worse = pruning_loss.pruning_loss([dense], [dense[::-1]], "classification", labels)
     assert worse["pruning_top1_agreement"] < 0.5 and worse["pruning_accuracy_drop"] > 0.5
 
 

@@ -16,6 +16,7 @@ import pytest
 from pytest_trt.cache import ArtifactCache, content_key
 from pytest_trt.engines.protocol import BuildFailed, BuildSpec, Unsupported
 from pytest_trt.engines.tensorrt import backend as tb
+from pytest_trt.engines.tensorrt import versions
 from pytest_trt.models import zoo
 from pytest_trt.models.datasets import synthetic
 from pytest_trt.models.export import ExportSettings, export_onnx
@@ -38,7 +39,7 @@ def onnx_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def bind(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     def _bind(version: str, **kw: object) -> types.ModuleType:
         double = make_double(version, **kw)  # type: ignore[arg-type]
-        monkeypatch.setattr(tb, "trt", double)
+        monkeypatch.setattr(versions, "trt", double)
         return double
 
     return _bind
@@ -224,7 +225,7 @@ def test_stub_namespace_is_not_tensorrt(tmp_path: Path, monkeypatch: pytest.Monk
     (tmp_path / "trt_stub_ns").mkdir()
     (tmp_path / "trt_stub_ns" / "__init__.pyi").write_text("")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(tb, "trt", None)
+    monkeypatch.setattr(versions, "trt", None)
     with pytest.raises(tb.TensorRTUnavailable, match="no __version__/Builder"):
         tb.load_tensorrt("trt_stub_ns")
     sys.modules.pop("trt_stub_ns", None)
@@ -259,7 +260,7 @@ def test_engine_binds_every_input_in_graph_order_with_its_own_dtype(monkeypatch:
         bool="b",
         uint8="u8",
     )
-    monkeypatch.setattr(tb, "trt", ns)
+    monkeypatch.setattr(versions, "trt", ns)
     io = {"ids": ("in", "i32"), "feats": ("in", "f32"), "logits": ("out", "f32")}
 
     class Context:

@@ -13,10 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from pytest_trt.engines.tensorrt import backend as tensorrt_backend
+from pytest_trt.engines import tensorrt as tensorrt_package
 from tests import trt_double, trt_names
 
-SOURCE = Path(tensorrt_backend.__file__).read_text()
+# every module of the TensorRT backend, as one source (the analysis follows names, not files)
+SOURCE = "\n".join(
+    p.read_text().replace("from __future__ import annotations", "")
+    for p in sorted(Path(tensorrt_package.__file__).parent.glob("*.py"))
+)
 FAMILY = {"8.6.1": "8.6.1", "10.13.0": "10.13.0.35", "11.4.0": "11.4.0.106"}
 
 

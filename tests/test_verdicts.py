@@ -159,7 +159,6 @@ def test_segmentation(pytester: pytest.Pytester, shared_cache: Path) -> None:
 
 OUTSIDE_CONFTEST = '''
 import numpy as np
-import pytest_trt.engines.registry as backends
 from pytest_trt.engines.onnxrt.backend import OnnxRuntimeBackend, OrtEngine
 
 class Shifted(OrtEngine):
@@ -173,7 +172,8 @@ class ShiftedBackend(OnnxRuntimeBackend):
         e = super().build(ctx)
         return Shifted(e.session, e.device, e.info)
 
-backends.register("shifted", ShiftedBackend)
+def pytest_trt_register_backends(register):
+    register("shifted", ShiftedBackend)
 '''
 
 

@@ -38,7 +38,7 @@ def test_process_start_is_known_to_the_clock_tick() -> None:
     if wall.process_started() is None:
         pytest.skip("no /proc on this system: the start time is not known")
     before = time.time()
-    code = "import time; from pytest_trt import wall; print(wall.process_started(), time.time())"
+    code = "import time; from pytest_trt.run import wall; print(wall.process_started(), time.time())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     started, now = map(float, out.split())
     tick = 1 / os.sysconf("SC_CLK_TCK")

@@ -11,16 +11,37 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from torch import nn
 
-from pytest_trt.cache import ArtifactCache
-from pytest_trt.engines.recipes import Recipe
-from pytest_trt.models.datasets import Samples
-from pytest_trt.models.export import OnnxModel
-from pytest_trt.models.zoo import ModelSpec
+from pytest_trt.hardware.device import Device
+
+if TYPE_CHECKING:  # annotations only: the protocol depends on no concrete model, cache or recipe
+    from torch import nn
+
+    from pytest_trt.cache import ArtifactCache
+    from pytest_trt.engines.recipes import Recipe
+    from pytest_trt.models.datasets import Samples
+    from pytest_trt.models.export import OnnxModel
+    from pytest_trt.models.zoo import ModelSpec
+
+__all__ = [
+    "Availability",
+    "Backend",
+    "BuildContext",
+    "BuildFailed",
+    "BuildSpec",
+    "BuiltNotRunnable",
+    "Device",
+    "Engine",
+    "EngineInfo",
+    "Feed",
+    "Inputs",
+    "Unsupported",
+    "as_arrays",
+    "typed_inputs",
+]
 
 
 class BuildFailed(RuntimeError):
@@ -52,21 +73,6 @@ class Availability:
 
     def header(self, name: str) -> str:
         return f"{name} {self.version}" if self.ok else f"{name}: unavailable ({self.reason})"
-
-
-@dataclass(frozen=True)
-class Device:
-    kind: str  # "cpu" or "cuda"
-    index: int = 0
-    name: str = "cpu"
-
-    @property
-    def torch(self) -> str:
-        return "cpu" if self.kind == "cpu" else f"cuda:{self.index}"
-
-    @property
-    def is_cuda(self) -> bool:
-        return self.kind == "cuda"
 
 
 @dataclass(frozen=True)

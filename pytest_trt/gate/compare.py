@@ -1,6 +1,6 @@
 """Regression gate of pytest-benchmark JSON runs: loading, the verdict per benchmark, side by side.
 
-Latency is judged on per-run medians with the rule in :mod:`pytest_trt.gate.rule` (moderated
+Latency is judged on per-run medians with the rule in :mod:`pytest_trt.gate.latency_rule` (moderated
 t-test on log medians, Sidak share of a suite-wide false-alarm rate, power at the threshold, the
 minimum detectable change said when the runs cannot reach the threshold).  Quality is gated
 separately (closeness, agreement, accuracy may not drop by more than a tolerance).  Differences of
@@ -17,10 +17,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_trt.gate import rule as regression
-from pytest_trt.gate.rule import NoiseModel
-from pytest_trt.plugin.records import ResultsError, load_run
-from pytest_trt.plugin.records import median as _median
+from pytest_trt.gate import latency_rule
+from pytest_trt.gate.latency_rule import NoiseModel
+from pytest_trt.gate.runs import ResultsError, load_run
+from pytest_trt.gate.runs import median as _median
 
 VERDICTS = ("regressed", "failed-now", "improved", "unchanged", "new", "missing", "invalid", "incomparable")
 FAILING = ("regressed", "failed-now")
@@ -181,11 +181,11 @@ def load_side(paths: Sequence[Path]) -> dict[str, list[RunResult]]:
 # -- the rule -----------------------------------------------------------------------------------
 
 
-def _prior(rule: Rule, runs: Sequence[RunResult]) -> regression.Noise | None:
+def _prior(rule: Rule, runs: Sequence[RunResult]) -> latency_rule.Noise | None:
     """The noise prior for a benchmark: the rule's model, else the bundled fit on the GPU it was made on."""
     model = rule.noise
     if model is None and rule.use_bundled_noise and runs and runs[0].env.get("gpu"):
-        bundled = regression.bundled_gpu_model()
+        bundled = latency_rule.bundled_gpu_model()
         # Noise fitted on one GPU model says little about another: there, the runs speak for themselves.
         model = bundled if runs[0].env.get("gpu") == bundled.device else None
     if model is None:
@@ -228,11 +228,11 @@ def judge(key: str, base: Sequence[RunResult], cand: Sequence[RunResult], rule: 
     if all_invalid and not rule.include_invalid:
         v.verdict, v.reason = "invalid", "every candidate run is marked invalid (see its validity reasons)"
         return v
-    t = regression.test_runs(
+    t = latency_rule.test_runs(
         bm,
         cm,
         threshold=rule.threshold,
-        alpha_b=regression.sidak(rule.alpha, k),
+        alpha_b=latency_rule.sidak(rule.alpha, k),
         power=rule.power,
         prior=_prior(rule, cand),
         floor_s=rule.floor_s,

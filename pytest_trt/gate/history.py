@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from pytest_trt.gate import compare
-from pytest_trt.plugin.records import ResultsError, load_run
+from pytest_trt.gate.runs import ResultsError, load_run
 
 _STORED = re.compile(r"^(\d{4})_.*\.json$")
 
@@ -75,7 +75,7 @@ def timeline(
 ) -> dict[str, list[Point]]:
     """Per benchmark: each run's median, the band of the runs before it, and the rule's verdict.
 
-    ``loaded``: the runs oldest first, as :func:`pytest_trt.plugin.records.load_run` returns them."""
+    ``loaded``: the runs oldest first, as :func:`pytest_trt.gate.runs.load_run` returns them."""
     rule = rule or compare.Rule()
     runs = [(_label(data), {r.key: r for r in compare.results_from_run(data)}) for data in loaded]
     keys = sorted({k for _, side in runs for k in side})

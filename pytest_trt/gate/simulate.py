@@ -3,7 +3,7 @@
 Each benchmark of a suite takes the noise of one batch size of the model (cycled), each run's log
 median is the benchmark's true value plus run-to-run noise drawn from that fit -- normal, or Student t
 with a few degrees of freedom for heavier tails than the fit saw.  The rule is
-:func:`pytest_trt.gate.rule.decide_many`, the same code ``compare`` calls, vectorised over suites.
+:func:`pytest_trt.gate.latency_rule.decide_many`, the same code ``compare`` calls, vectorised over suites.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pytest_trt.gate import rule as regression
-from pytest_trt.gate.rule import NoiseModel
+from pytest_trt.gate import latency_rule
+from pytest_trt.gate.latency_rule import NoiseModel
 
 
 @dataclass(frozen=True)
@@ -42,12 +42,12 @@ def simulate(
     """Suites of ``n_bench`` benchmarks, every candidate slower by ``slowdown`` (0: nothing changed)."""
     rng = np.random.default_rng(seed)
     batches: list[int | None] = list(sorted(model.by_batch)) or [None]
-    alpha_b = regression.sidak(family_alpha, n_bench)
+    alpha_b = latency_rule.sidak(family_alpha, n_bench)
     flagged = np.zeros((n_suites, n_bench), dtype=bool)
     for j in range(n_bench):
         noise = model.for_batch(batches[j % len(batches)])
 
-        def draw(runs: int, noise: regression.Noise = noise) -> np.ndarray:
+        def draw(runs: int, noise: latency_rule.Noise = noise) -> np.ndarray:
             if tails_df:  # unit-variance Student t: same spread, heavier tails
                 z = rng.standard_t(tails_df, (n_suites, runs)) * math.sqrt((tails_df - 2) / tails_df)
             else:
@@ -56,7 +56,7 @@ def simulate(
 
         base = draw(base_runs)
         cand = draw(cand_runs) + math.log1p(slowdown)
-        calls = regression.decide_many(
+        calls = latency_rule.decide_many(
             base, cand, threshold=threshold, alpha_b=alpha_b, power=power, prior=noise
         )
         flagged[:, j] = calls > 0

@@ -11,8 +11,8 @@ import atexit
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_trt.engines.protocol import Device
 from pytest_trt.hardware import telemetry
+from pytest_trt.hardware.device import Device
 
 
 @dataclass

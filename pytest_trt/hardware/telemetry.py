@@ -139,8 +139,10 @@ def gpu_info(index: int, handle: Any) -> dict[str, Any]:
     return info
 
 
-def machine_info() -> dict[str, Any]:
-    """Everything about the machine a result depends on (NVML only: no CUDA context is created)."""
+def machine_info(trt_version: str | None = None) -> dict[str, Any]:
+    """Everything about the machine a result depends on (NVML only: no CUDA context is created).
+
+    ``trt_version`` comes from the caller: the machine layer knows nothing of engines."""
     from pytest_trt.hardware import jetson
 
     out: dict[str, Any] = {"pytest_trt": _pkg_version("pytest-trt")}
@@ -151,9 +153,7 @@ def machine_info() -> dict[str, Any]:
 
         out["torch_cuda_runtime"] = torch.version.cuda
         out["cudnn"] = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
-    from pytest_trt.engines.tensorrt.backend import env_version
-
-    out["trt_version"] = env_version()
+    out["trt_version"] = trt_version
     nv = nvml()
     if nv is not None:
         out["driver"] = _s(_try(nv.nvmlSystemGetDriverVersion))

@@ -1,5 +1,5 @@
-"""2:4 structured sparsity: prune a PyTorch model to the pattern TensorRT's sparse kernels use, and say
-what it cost.
+"""2:4 structured sparsity: prune a PyTorch model to the pattern TensorRT's sparse kernels use, and check
+the pattern (what pruning cost is measured in :mod:`pytest_trt.quality.pruning_loss`).
 
 The pattern: in every group of four consecutive weights along a layer's input channels (per output
 channel and kernel position), at least two are zero.  Pruning is NVIDIA ModelOpt's ``sparse_magnitude``
@@ -22,7 +22,6 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -101,28 +100,3 @@ def file_sizes(path: Path) -> dict[str, int]:
     """Bytes of a model file and of it deflated: zeros cost no storage once compressed."""
     data = path.read_bytes()
     return {"bytes": len(data), "deflated_bytes": len(zlib.compress(data, 6))}
-
-
-def pruning_loss(
-    dense: list[np.ndarray], pruned: list[np.ndarray], task: str, labels: np.ndarray | None = None
-) -> dict[str, Any]:
-    """What pruning cost on the evaluation samples: the pruned model's first output against the dense one."""
-    from pytest_trt.quality import metrics
-
-    d, p = dense[0], pruned[0]
-    out: dict[str, Any] = {
-        "pruning_rel_error": metrics.rel_l2(p, d, d),
-        "pruning_closeness": metrics.closeness(d, p).get("0.1"),
-        "pruning_cosine_min": metrics.embedding(d, p)["cosine_min"],
-    }
-    if task == "classification" and d.ndim == 2:
-        cls = metrics.classification(d, p, labels)
-        out["pruning_top1_agreement"] = cls["top1_agreement"]
-        if labels is not None:
-            acc_d, acc_p = cls["baseline_accuracy_top1"], cls["accuracy_top1"]
-            out.update(
-                dense_accuracy_top1=acc_d, pruned_accuracy_top1=acc_p, pruning_accuracy_drop=acc_d - acc_p
-            )
-    elif task == "segmentation" and d.ndim == 4:
-        out["pruning_pixel_agreement"] = metrics.segmentation(d, p)["pixel_agreement"] / 100.0  # a share
-    return out

@@ -25,15 +25,14 @@ from pytest_trt.engines import registry as backends
 from pytest_trt.engines.protocol import BuildFailed, BuiltNotRunnable, Engine
 from pytest_trt.hardware import jetson, telemetry
 from pytest_trt.measure import timing
-from pytest_trt.models import pruning as sparsity
-from pytest_trt.models import zoo
+from pytest_trt.models import pruning, zoo
 from pytest_trt.models.export import OnnxModel
 from pytest_trt.models.user_data import UserDataError
-from pytest_trt.plugin import records as results
+from pytest_trt.plugin import records
 from pytest_trt.plugin.matrix import Case, InvalidModel, Request
-from pytest_trt.plugin.options import Settings
 from pytest_trt.plugin.session import Baseline, TrtSession, engine_outputs
-from pytest_trt.quality import gates, judge
+from pytest_trt.plugin.settings import Settings
+from pytest_trt.quality import gates, judge, pruning_loss
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 SESSION_KEY = pytest.StashKey[TrtSession]()
@@ -49,7 +48,7 @@ class TrtRun:
         self.request = request
         self.settings = session.settings
         self.spec = zoo.get(case.model)
-        self.record = results.new_record(case, request.node.nodeid, self.spec, self.settings)
+        self.record = records.new_record(case, request.node.nodeid, self.spec, self.settings)
         session.records[case.id] = self.record
         self._engine: Engine | None = None
         self.quality: dict[str, Any] | None = None
@@ -74,7 +73,7 @@ class TrtRun:
             except BuiltNotRunnable as exc:  # a real build result with nothing to time: never a failure
                 self.record["status"] = "built"
                 self.record["message"] = str(exc)
-                self.record["extra_info"].update(results.engine_section(exc.info, self._onnx_facts()))
+                self.record["extra_info"].update(records.engine_section(exc.info, self._onnx_facts()))
                 self._publish()
                 pytest.skip(f"built, not runnable here: {exc}")
             except BuildFailed as exc:
@@ -85,7 +84,7 @@ class TrtRun:
                 if self.settings.on_build_failure == "skip":
                     pytest.skip(f"{self.record['status']}: {exc}")
                 pytest.fail(f"{self.record['status']}: {exc}", pytrace=False)
-            self.record["extra_info"].update(results.engine_section(self._engine.info, self._onnx_facts()))
+            self.record["extra_info"].update(records.engine_section(self._engine.info, self._onnx_facts()))
         return self._engine
 
     def _onnx_facts(self) -> dict[str, Any] | None:
@@ -143,11 +142,11 @@ class TrtRun:
             return None
         dense_case = dataclasses.replace(self.case, model=self.spec.parent)
         dense = self.session.baseline(dense_case)
-        section: dict[str, Any] = sparsity.structure(self.session.model(self.case.model)[0])
-        section.update(sparsity.pruning_loss(dense.outputs, outputs, self.spec.task, labels))
+        section: dict[str, Any] = pruning.structure(self.session.model(self.case.model)[0])
+        section.update(pruning_loss.pruning_loss(dense.outputs, outputs, self.spec.task, labels))
         if backends.get(self.case.backend).consumes_onnx:
-            section["onnx"] = sparsity.file_sizes(self.session.onnx(self.case, self.req).path)
-            section["dense_onnx"] = sparsity.file_sizes(self.session.onnx(dense_case, self.req).path)
+            section["onnx"] = pruning.file_sizes(self.session.onnx(self.case, self.req).path)
+            section["dense_onnx"] = pruning.file_sizes(self.session.onnx(dense_case, self.req).path)
         return section
 
     def _overrides(self) -> dict[str, list[gates.Gate]]:
@@ -205,7 +204,7 @@ class TrtRun:
             tel.update(jetson.merge_into_telemetry(tegra.summary(inferences), tel))
         self.measurement = m
         self.record["extra_info"].update(
-            results.timing_section(m, cfg, self.case.batch, tel, eng.info, s.valid_ci)
+            records.timing_section(m, cfg, self.case.batch, tel, eng.info, s.valid_ci)
         )
         # an engine's own throughput mode (OpenVINO's async requests), for the throughput comparison
         thr = eng.async_throughput(feed, min(2.0, cfg.max_time_s))

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from pytest_trt.engines import registry as backends
+from pytest_trt.engines.tensorrt import versions as trt_versions
+from pytest_trt.gate.runs import write_json
 from pytest_trt.measure.timing import VIRTUAL_CLOCK
-from pytest_trt.plugin import matrix, options
-from pytest_trt.plugin import records as results
+from pytest_trt.plugin import matrix, options, records
 from pytest_trt.plugin.fixtures import (  # noqa: F401 - fixtures are registered by import
     SESSION_KEY,
     SETTINGS_KEY,
@@ -24,6 +25,7 @@ from pytest_trt.plugin.fixtures import (  # noqa: F401 - fixtures are registered
     trt_session,
     trt_settings,
 )
+from pytest_trt.plugin.settings import Settings, resolve
 
 MARKERS = {
     "gpu": "needs a CUDA GPU; skipped with the reason where there is none",
@@ -38,6 +40,12 @@ CLOCKS_KEY = pytest.StashKey[Any]()
 BENCH_MACHINE_KEY = pytest.StashKey[Any]()
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from pytest_trt.plugin import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     options.addoptions(parser)
 
@@ -48,7 +56,9 @@ def pytest_configure(config: pytest.Config) -> None:
     shard.pin_xdist_worker()  # before anything creates a CUDA context
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
-    settings = options.resolve(config)  # UsageError -> pytest exits 4 with the message
+    # conftests and plugins add their backends first, so --trt-backend accepts them
+    config.hook.pytest_trt_register_backends(register=backends.register)
+    settings = resolve(config)  # UsageError -> pytest exits 4 with the message
     config.stash[SETTINGS_KEY] = settings
     if settings.onnx_files:
         _add_onnx_files(config, settings)
@@ -67,7 +77,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SESSION_KEY].timeline.mark("configured")
 
 
-def _add_onnx_files(config: pytest.Config, settings: options.Settings) -> None:
+def _add_onnx_files(config: pytest.Config, settings: Settings) -> None:
     """``--trt-onnx``: register each file as a model and collect the suite that runs them (alone when
     no test path was given, as ``trtexec --onnx`` needs no test file)."""
     from pathlib import Path
@@ -294,7 +304,7 @@ def pytest_benchmark_generate_machine_info(config: pytest.Config) -> dict[str, A
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
     from pytest_trt.hardware import telemetry
 
-    machine_info["pytest_trt"] = telemetry.machine_info()
+    machine_info["pytest_trt"] = telemetry.machine_info(trt_versions.env_version())
     s = config.stash.get(SETTINGS_KEY, None)
     if s is not None:
         machine_info["pytest_trt"]["device"] = s.device.torch
@@ -304,12 +314,12 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
 def pytest_benchmark_update_json(
     config: pytest.Config, benchmarks: list[Any], output_json: dict[str, Any]
 ) -> None:
-    results.add_percentiles(benchmarks, output_json)
-    results.sanitize_extra_info(output_json)
+    records.add_percentiles(benchmarks, output_json)
+    records.sanitize_extra_info(output_json)
     sess = config.stash.get(SESSION_KEY, None)
     if sess is not None:
         sess.timeline.mark("session_finished")
-        output_json["pytest_trt"] = results.session_section(
+        output_json["pytest_trt"] = records.session_section(
             sess.records.values(), sess.settings, sess.cache.stats.summary(), sess.timeline.as_dict()
         )
 
@@ -324,15 +334,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         from pytest_trt.hardware import telemetry
 
         sess.timeline.mark("session_finished")
-        payload = results.session_section(
+        payload = records.session_section(
             sess.records.values(), s, sess.cache.stats.summary(), sess.timeline.as_dict()
         )
-        payload["machine_info"] = {"pytest_trt": telemetry.machine_info()}
+        payload["machine_info"] = {"pytest_trt": telemetry.machine_info(trt_versions.env_version())}
         path = s.json_path
         worker = getattr(config, "workerinput", {}).get("workerid")
         if worker:  # xdist: one file per worker next to the requested one, never a shared partial write
             path = path.with_name(f"{path.stem}.{worker}{path.suffix}")
-        results.write_records(path, payload)
+        write_json(path, payload)
     if s.baseline is not None:
         from pytest_trt.gate import compare
 

@@ -17,7 +17,7 @@ import pytest
 
 from pytest_trt.engines import registry as backends
 from pytest_trt.models import user_models, zoo
-from pytest_trt.plugin.options import Settings
+from pytest_trt.plugin.settings import Settings
 
 MATRIX_KEYS = (
     "models",

@@ -1,4 +1,4 @@
-"""Results: the per-case record (``extra_info``), the additions to pytest-benchmark's JSON, loading.
+"""Result records: the per-case record (``extra_info``) and the additions to pytest-benchmark's JSON.
 
 Every parameter enters through :func:`new_record` (the case and the settings), the engine facts
 through :func:`engine_section`, timing, memory and telemetry through :func:`timing_section`, and
@@ -8,15 +8,10 @@ plugin also writes every case -- built or not -- under the top-level ``pytest_tr
 
 from __future__ import annotations
 
-import glob
-import json
-import math
-import statistics
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_trt.cache import atomic_write_text
+from pytest_trt.gate.runs import SCHEMA, jsonable
 from pytest_trt.measure import latency
 
 if TYPE_CHECKING:  # kept out at run time: loading results files must not import torch (pytest-trt run)
@@ -24,11 +19,7 @@ if TYPE_CHECKING:  # kept out at run time: loading results files must not import
     from pytest_trt.measure import timing
     from pytest_trt.models.zoo import ModelSpec
     from pytest_trt.plugin.matrix import Case
-    from pytest_trt.plugin.options import Settings
-
-SCHEMA = "pytest-trt/1"
-# built: a real plan was built (build time, plan size recorded) but cannot run on this machine.
-STATUSES = ("pending", "ok", "quality_failed", "built", "build_failed", "oom", "run_failed", "skipped")
+    from pytest_trt.plugin.settings import Settings
 
 
 def new_record(case: Case, nodeid: str, spec: ModelSpec, settings: Settings) -> dict[str, Any]:
@@ -161,74 +152,13 @@ def session_section(
         "schema": SCHEMA,
         "settings": settings.as_dict(),
         "cache": cache_summary,
-        "cases": [_jsonable(r) for r in records],
+        "cases": [jsonable(r) for r in records],
     }
     if timeline is not None:
-        out["timeline"] = _jsonable(timeline)
+        out["timeline"] = jsonable(timeline)
     return out
-
-
-def _jsonable(obj: Any) -> Any:
-    """Replace NaN/inf with None so the file is strict JSON (pytest-benchmark's loader is strict)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    return obj
 
 
 def sanitize_extra_info(output_json: dict[str, Any]) -> None:
     for bj in output_json.get("benchmarks", []):
-        bj["extra_info"] = _jsonable(bj.get("extra_info", {}))
-
-
-def write_records(path: Path, payload: Mapping[str, Any]) -> None:
-    atomic_write_text(path, json.dumps(_jsonable(payload), indent=1, default=str))
-
-
-class ResultsError(ValueError):
-    """A results file is unreadable or not pytest-benchmark/pytest-trt JSON; the message names it."""
-
-
-def expand_paths(patterns: Iterable[str]) -> list[Path]:
-    """Result files named by paths or globs (a glob matching nothing is an error naming it)."""
-    out: list[Path] = []
-    for p in patterns:
-        matches = sorted(glob.glob(p)) if any(ch in p for ch in "*?[") else [p]
-        if not matches:
-            raise ResultsError(f"{p}: no files match this pattern")
-        out.extend(Path(m) for m in matches)
-    return out
-
-
-def load_run(path: Path | str) -> dict[str, Any]:
-    """Load one pytest-benchmark JSON file, checking it is one (with a message naming the file)."""
-    p = Path(path)
-    try:
-        data = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise ResultsError(f"{p}: no such file") from None
-    except (OSError, ValueError) as exc:
-        raise ResultsError(f"{p}: not valid JSON ({exc})") from None
-    if (
-        not isinstance(data, dict)
-        or not isinstance(data.get("benchmarks"), list)
-        or "machine_info" not in data
-    ):
-        raise ResultsError(
-            f"{p}: not a pytest-benchmark JSON file (expected 'machine_info' and a 'benchmarks' list; "
-            "write it with pytest --benchmark-json=FILE)"
-        )
-    trt = data.get("pytest_trt")
-    if trt is not None and str(trt.get("schema", "")).split("/")[0] != SCHEMA.split("/")[0]:
-        raise ResultsError(
-            f"{p}: pytest_trt section has unknown schema {trt.get('schema')!r} (expected {SCHEMA})"
-        )
-    data["_path"] = str(p)
-    return data
-
-
-def median(xs: Sequence[float]) -> float:
-    return float(statistics.median(xs)) if xs else math.nan
+        bj["extra_info"] = jsonable(bj.get("extra_info", {}))

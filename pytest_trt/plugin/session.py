@@ -25,7 +25,7 @@ from pytest_trt.hardware.cuda_warmup import Warmup
 from pytest_trt.models import datasets, onnx_models, user_data, zoo
 from pytest_trt.models.export import ExportSettings, OnnxModel, export_onnx
 from pytest_trt.plugin.matrix import Case, Request, hw_range_for
-from pytest_trt.plugin.options import Settings
+from pytest_trt.plugin.settings import Settings
 from pytest_trt.quality import metrics, reference
 from pytest_trt.run import wall
 

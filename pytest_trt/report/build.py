@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_trt.gate import history
-from pytest_trt.plugin.records import load_run
+from pytest_trt.gate.runs import load_run
 from pytest_trt.report.figures import FIGURES, history_figure, make_figures
 from pytest_trt.report.tables import frameworks_table, html_table, markdown, results_table, sparsity_table
 

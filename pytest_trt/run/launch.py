@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from pytest_trt.plugin.records import load_run, write_records
+from pytest_trt.gate.runs import load_run, write_json
 from pytest_trt.run import shard, wall
 
 
@@ -182,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
     merged["machine_info"]["pytest_trt"]["balance"] = rows
     for line in wall.render_balance(rows):
         print(f"[pytest-trt run] {line}", flush=True)
-    write_records(Path(args.out), merged)
+    write_json(Path(args.out), merged)
     print(
         f"[pytest-trt run] merged {len(merged['benchmarks'])} benchmarks from {len(all_runs)} runs into {args.out}"
     )
