@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from pytest_trt.engines.protocol import EngineInfo
-from pytest_trt.engines.pytorch.backend import TorchEngine
+from pytest_trt.engines.pytorch.runner import TorchEngine
 from pytest_trt.engines.recipes import Recipe
 from pytest_trt.hardware import telemetry
 from pytest_trt.measure import latency, timing

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+from pytest_trt.gate.rule_options import add_rule_options
 from pytest_trt.gate.runs import ResultsError, expand_paths, load_run, write_json
 from pytest_trt.run import launch, shard
 
@@ -46,27 +47,12 @@ def _sides(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
 
 
 def _rule(args: argparse.Namespace) -> compare.Rule:
-    from pytest_trt.gate import compare, latency_rule
+    from pytest_trt.gate.rule_options import rule_from
 
-    noise = None
-    if args.noise_model and args.noise_model != "none":
-        try:
-            noise = latency_rule.NoiseModel.load(args.noise_model)
-        except ValueError as exc:
-            raise ResultsError(f"--noise-model: {exc}") from None
-    return compare.Rule(
-        threshold=args.threshold / 100,
-        floor_s=args.floor_us * 1e-6,
-        alpha=args.alpha,
-        power=args.power,
-        noise=noise,
-        use_bundled_noise=args.noise_model != "none",
-        closeness_tol_pp=args.closeness_tol,
-        ratio_tol=args.ratio_tol,
-        across_env=args.across_env,
-        include_invalid=args.include_invalid,
-        metric=args.metric,
-    )
+    try:
+        return rule_from(vars(args).get)
+    except ValueError as exc:
+        raise ResultsError(str(exc)) from None
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -211,30 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --storage and no candidate files: the newest M stored runs are the candidate (default 1)",
     )
     c.add_argument("-c", "--candidate", nargs="+", help="candidate files (globs allowed; several runs)")
-    c.add_argument("--threshold", type=float, default=5.0, help="latency ratio threshold in %% (default 5)")
-    c.add_argument("--floor-us", type=float, default=2.0, help="absolute latency floor in us (default 2)")
-    c.add_argument(
-        "--alpha",
-        type=float,
-        default=0.01,
-        help="false-alarm rate of the whole comparison (default 0.01: 1 in 100 unchanged suites)",
-    )
-    c.add_argument(
-        "--power", type=float, default=0.98, help="chance of catching a change of exactly the threshold"
-    )
-    c.add_argument(
-        "--noise-model",
-        help="run-to-run noise prior (JSON from `pytest-trt noise`), or none; default: the bundled H100 fit for GPU runs",
-    )
-    c.add_argument(
-        "--closeness-tol", type=float, default=1.0, help="allowed closeness drop, percentage points"
-    )
-    c.add_argument("--ratio-tol", type=float, default=0.01, help="allowed agreement/accuracy drop (absolute)")
-    c.add_argument("--metric", choices=("median", "mean", "p99", "min"), default="median")
-    c.add_argument(
-        "--across-env", action="store_true", help="judge even when GPU/driver/TensorRT/recipe differ"
-    )
-    c.add_argument("--include-invalid", action="store_true", help="judge runs marked invalid (unstable) too")
+    add_rule_options(c.add_argument)
     c.add_argument("--by", help="side by side, one column per value of this machine_info/extra_info key")
     c.add_argument("--json", help="write the verdicts as JSON (- for stdout)")
     c.add_argument("--markdown", help="write a Markdown table")

@@ -33,7 +33,9 @@ def test_a_conftest_hook_adds_a_backend_that_the_option_accepts(pytester: pytest
     result.stdout.fnmatch_lines(["*tinycnn-mine-fp32*"])
 
 
-def test_an_unregistered_backend_is_a_usage_error_naming_the_registered_ones(pytester: pytest.Pytester) -> None:
+def test_an_unregistered_backend_is_a_usage_error_naming_the_registered_ones(
+    pytester: pytest.Pytester,
+) -> None:
     pytester.makepyfile(test_x=BENCH)
     result = pytester.runpytest_inprocess("--trt-backend=nonesuch", "--co", "-q")
     assert result.ret == pytest.ExitCode.USAGE_ERROR

@@ -27,7 +27,7 @@ def _session() -> session.TrtSession:
     s.settings = types.SimpleNamespace(device=Device("cpu"), calib_method="entropy", recipe_tool="ort")
     s._references = OrderedDict()
     s.model = lambda name: (module, "random(seed=0)")  # type: ignore[method-assign]
-    s.baseline = lambda case: session.Baseline(samples, base, 0.0, {}, ["output"])  # type: ignore[method-assign]
+    s.fp32_outputs = lambda case: session.Fp32Outputs(samples, base, 0.0, {}, ["output"])  # type: ignore[method-assign]
     return s
 
 
@@ -42,7 +42,7 @@ def test_each_precision_gets_its_own_recipe_and_tf32_needs_cuda() -> None:
     fp32 = s.reference(case, Request(), _engine("fp32"), "fp32")  # type: ignore[arg-type]
     tf32 = s.reference(case, Request(), _engine("fp32"), "tf32")  # type: ignore[arg-type]
     assert fp16.kind == "PyTorch fp16 on cpu" and fp16.outputs is not None
-    base = s.baseline(case).outputs
+    base = s.fp32_outputs(case).outputs
     err = np.linalg.norm(fp16.outputs[0] - base[0]) / np.linalg.norm(base[0])
     assert 0 < err < 1e-2  # really computed in fp16: close to fp32, not equal to it
     assert fp32.outputs is base

@@ -121,7 +121,7 @@ def test_per_iteration_sync_noise_needs_more_runs_and_compare_says_so() -> None:
     key = "b.py::t[m-torch-fp16-dynamic-b1-opt3]"
     base = _results(key, list(1.0 * np.exp(rng.normal(0, 0.016, 3))), 1, "any")
     cand = _results(key, list(1.0 * np.exp(rng.normal(0, 0.016, 3))), 1, "any")
-    v = compare.judge(key, base, cand, compare.Rule(noise=old), k=50)
+    v = compare.compare_benchmark(key, base, cand, compare.Rule(noise=old), k=50)
     assert v.verdict == "unchanged" and "minimum detectable change" in v.reason
     assert v.mdc is not None and v.mdc > 0.05 and v.runs_needed and v.runs_needed > 3
     assert f"{v.runs_needed} runs per side would" in v.reason
@@ -152,9 +152,13 @@ def test_a_prior_only_for_the_gpu_it_was_fitted_on() -> None:
 
 def test_one_run_a_side_without_noise_model_is_the_ratio_alone() -> None:
     key = "k"
-    v = compare.judge(key, _results(key, [1.0], 1, ""), _results(key, [1.08], 1, ""), compare.Rule())
+    v = compare.compare_benchmark(
+        key, _results(key, [1.0], 1, ""), _results(key, [1.08], 1, ""), compare.Rule()
+    )
     assert v.verdict == "regressed" and "ratio only" in v.reason
-    v = compare.judge(key, _results(key, [1.0], 1, ""), _results(key, [1.03], 1, ""), compare.Rule())
+    v = compare.compare_benchmark(
+        key, _results(key, [1.0], 1, ""), _results(key, [1.03], 1, ""), compare.Rule()
+    )
     assert v.verdict == "unchanged" and "unknown" in v.reason
 
 

@@ -38,11 +38,11 @@ def test_speedups_name_the_baseline_they_compare_with() -> None:
     graph = _rec("torch", "fp32", 8, throughput_samples_per_s=200.0, timing={"cuda_graph": True})
     eager = _rec("torch_eager", "fp32", 8, throughput_samples_per_s=100.0, timing={"cuda_graph": False})
     fp16 = _rec("torch", "fp16", 8, throughput_samples_per_s=400.0, timing={"cuda_graph": True})
-    assert summary.baseline_label(graph["extra_info"]) == "torch fp32 + CUDA graph"
-    assert summary.baseline_label(eager["extra_info"]) == "torch fp32 eager"
+    assert summary.anchor_label(graph["extra_info"]) == "torch fp32 + CUDA graph"
+    assert summary.anchor_label(eager["extra_info"]) == "torch fp32 eager"
     # On a CPU (no graph), plain torch is the eager baseline.
     assert (
-        summary.baseline_label({**graph["extra_info"], "timing": {"cuda_graph": False}}) == "torch fp32 eager"
+        summary.anchor_label({**graph["extra_info"], "timing": {"cuda_graph": False}}) == "torch fp32 eager"
     )
     out = summary.speedups([graph, eager, fp16])
     assert "  m-torch-fp16-dynamic-b8-opt3: 4.00x; p99/p50 -" in out["torch fp32 eager"]

@@ -159,9 +159,10 @@ def test_segmentation(pytester: pytest.Pytester, shared_cache: Path) -> None:
 
 OUTSIDE_CONFTEST = '''
 import numpy as np
-from pytest_trt.engines.onnxrt.backend import OnnxRuntimeBackend, OrtEngine
+from pytest_trt.engines.onnxrt.backend import OnnxRuntimeBackend
+from pytest_trt.engines.onnxrt.runner import OnnxRuntimeEngine
 
-class Shifted(OrtEngine):
+class Shifted(OnnxRuntimeEngine):
     """Someone else's engine: returns each sample's outputs shifted to the next sample."""
     def d2h(self, out):
         return [np.roll(np.asarray(o), 1, axis=0) for o in super().d2h(out)]

@@ -72,7 +72,7 @@ class RunResult:
 
 
 @dataclass
-class Verdict:
+class Comparison:
     key: str
     verdict: str
     reason: str
@@ -194,15 +194,17 @@ def _prior(rule: Rule, runs: Sequence[RunResult]) -> latency_rule.Noise | None:
     return model.for_batch(int(batch) if isinstance(batch, (int, float)) else None)
 
 
-def judge(key: str, base: Sequence[RunResult], cand: Sequence[RunResult], rule: Rule, k: int = 1) -> Verdict:
+def compare_benchmark(
+    key: str, base: Sequence[RunResult], cand: Sequence[RunResult], rule: Rule, k: int = 1
+) -> Comparison:
     """The verdict for one benchmark; ``k`` is how many benchmarks are judged together (false alarms)."""
     if not base:
-        return Verdict(key, "new", "only in the candidate", cand_runs=len(cand))
+        return Comparison(key, "new", "only in the candidate", cand_runs=len(cand))
     if not cand:
-        return Verdict(key, "missing", "only in the baseline", base_runs=len(base))
+        return Comparison(key, "missing", "only in the baseline", base_runs=len(base))
     ok_base = [r for r in base if r.status not in FAILED_STATUSES]
     failed_cand = [r for r in cand if r.status in FAILED_STATUSES and r.status != "quality_failed"]
-    v = Verdict(key, "unchanged", "", len(base), len(cand))
+    v = Comparison(key, "unchanged", "", len(base), len(cand))
     if failed_cand and ok_base:
         v.verdict, v.reason = "failed-now", f"candidate status {failed_cand[0].status} (baseline ran)"
         return v
@@ -271,7 +273,9 @@ def judge(key: str, base: Sequence[RunResult], cand: Sequence[RunResult], rule: 
     return v
 
 
-def _quality_drops(base: Sequence[RunResult], cand: Sequence[RunResult], rule: Rule, v: Verdict) -> list[str]:
+def _quality_drops(
+    base: Sequence[RunResult], cand: Sequence[RunResult], rule: Rule, v: Comparison
+) -> list[str]:
     """Quality is gated apart from speed: the worst candidate run against the baseline's median."""
     drops = []
     for name in QUALITY_METRICS:
@@ -288,7 +292,7 @@ def _quality_drops(base: Sequence[RunResult], cand: Sequence[RunResult], rule: R
 
 
 def _fill_figures(
-    v: Verdict, base: Sequence[RunResult], cand: Sequence[RunResult], bm: list[float], cm: list[float]
+    v: Comparison, base: Sequence[RunResult], cand: Sequence[RunResult], bm: list[float], cm: list[float]
 ) -> None:
     b_med, c_med = _median(bm), _median(cm)
     v.base_median_ms, v.cand_median_ms = b_med * 1e3, c_med * 1e3
@@ -305,7 +309,7 @@ def _fill_figures(
 
 def compare_sides(
     base: Mapping[str, list[RunResult]], cand: Mapping[str, list[RunResult]], rule: Rule
-) -> list[Verdict]:
+) -> list[Comparison]:
     keys = sorted(set(base) | set(cand))
     timed = sum(
         1
@@ -313,12 +317,12 @@ def compare_sides(
         if any(r.stat(rule.metric) for r in base.get(k, []))
         and any(r.stat(rule.metric) for r in cand.get(k, []))
     )
-    return [judge(k, base.get(k, []), cand.get(k, []), rule, k=timed) for k in keys]
+    return [compare_benchmark(k, base.get(k, []), cand.get(k, []), rule, k=timed) for k in keys]
 
 
 def gate_session(
     baseline: Path, records: Sequence[Mapping[str, Any]], rule: Rule | None = None
-) -> list[Verdict]:
+) -> list[Comparison]:
     """The in-session gate (``--trt-baseline``): this run's records against a stored baseline file."""
     # The user asked to gate this very run: judge it even when its own validity checks complain.
     rule = rule or Rule(include_invalid=True)
@@ -417,10 +421,10 @@ def env_notes(base: Mapping[str, list[RunResult]], cand: Mapping[str, list[RunRe
 
 __all__ = [
     "FAILING",
+    "Comparison",
     "Rule",
-    "Verdict",
+    "compare_benchmark",
     "compare_sides",
     "gate_session",
-    "judge",
     "side_by_side",
 ]

@@ -96,7 +96,7 @@ def timeline(
                 centre = float(np.exp(logs.mean()))
                 z = 2.0 * math.sqrt(1 + 1 / len(logs))  # ~95 % of a new unchanged run
                 band = (centre * math.exp(-z * sd) * 1e3, centre * math.exp(z * sd) * 1e3)
-                verdict = compare.judge(key, before, [r], rule, k=len(keys)).verdict
+                verdict = compare.compare_benchmark(key, before, [r], rule, k=len(keys)).verdict
             pts.append(Point(i, label, r.median_s * 1e3, band, verdict, r.valid))
             history.append(r)
         if pts:

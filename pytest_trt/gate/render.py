@@ -6,14 +6,14 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pytest_trt.gate.compare import VERDICTS, Verdict
+from pytest_trt.gate.compare import VERDICTS, Comparison
 
 
 def _f(x: float | None, spec: str = ".4g") -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
 
 
-def render_text(verdicts: Sequence[Verdict], env_notes: Sequence[str]) -> str:
+def render_text(verdicts: Sequence[Comparison], env_notes: Sequence[str]) -> str:
     lines = []
     if env_notes:
         lines.append("environment differences:")
@@ -40,7 +40,7 @@ def render_text(verdicts: Sequence[Verdict], env_notes: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def render_markdown(verdicts: Sequence[Verdict], env_notes: Sequence[str]) -> str:
+def render_markdown(verdicts: Sequence[Comparison], env_notes: Sequence[str]) -> str:
     out = ["# pytest-trt comparison", ""]
     if env_notes:
         out += ["**Environment differences:**", ""] + [f"- {n}" for n in env_notes] + [""]

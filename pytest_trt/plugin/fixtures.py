@@ -30,7 +30,7 @@ from pytest_trt.models.export import OnnxModel
 from pytest_trt.models.user_data import UserDataError
 from pytest_trt.plugin import records
 from pytest_trt.plugin.matrix import Case, InvalidModel, Request
-from pytest_trt.plugin.session import Baseline, TrtSession, engine_outputs
+from pytest_trt.plugin.session import Fp32Outputs, TrtSession, engine_outputs
 from pytest_trt.plugin.settings import Settings
 from pytest_trt.quality import gates, judge, pruning_loss
 
@@ -94,7 +94,7 @@ class TrtRun:
 
     # -- quality -------------------------------------------------------------------------------
     def evaluate(self) -> dict[str, Any]:
-        base = self.session.baseline(self.case)
+        base = self.session.fp32_outputs(self.case)
         out = engine_outputs(self.engine, base.samples, self.case.batch, self.case.profile == "static")
         labels = base.samples.labels if self.spec.task != "regression" else None
         source = self.session.weights(self.case.model)
@@ -141,7 +141,7 @@ class TrtRun:
         if self.spec.prune is None or self.spec.parent is None:
             return None
         dense_case = dataclasses.replace(self.case, model=self.spec.parent)
-        dense = self.session.baseline(dense_case)
+        dense = self.session.fp32_outputs(dense_case)
         section: dict[str, Any] = pruning.structure(self.session.model(self.case.model)[0])
         section.update(pruning_loss.pruning_loss(dense.outputs, outputs, self.spec.task, labels))
         if backends.get(self.case.backend).consumes_onnx:
@@ -167,7 +167,7 @@ class TrtRun:
     def measure(self) -> timing.Measurement:
         s = self.settings
         eng = self.engine
-        base = self.session.baseline(self.case)
+        base = self.session.fp32_outputs(self.case)
         feed = eng.make_feed(base.samples.cycled(self.case.batch))
         cfg = timing.TimingConfig(
             warmup_s=s.warmup,
@@ -319,8 +319,8 @@ def trt_engine(trt_run: TrtRun) -> Engine:
 
 
 @pytest.fixture
-def trt_baseline(trt_run: TrtRun) -> Baseline:
-    return trt_run.session.baseline(trt_run.case)
+def trt_baseline(trt_run: TrtRun) -> Fp32Outputs:
+    return trt_run.session.fp32_outputs(trt_run.case)
 
 
 @pytest.fixture

@@ -38,6 +38,9 @@ MARKERS = {
 }
 CLOCKS_KEY = pytest.StashKey[Any]()
 BENCH_MACHINE_KEY = pytest.StashKey[Any]()
+RULE_KEY = pytest.StashKey[Any]()
+_GATE_KEY = pytest.StashKey[Any]()
+BASELINE_RULE_PREFIX = "--trt-baseline-"
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -48,6 +51,12 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     options.addoptions(parser)
+    # the regression rule of --trt-baseline: the same settings as `pytest-trt compare`, declared once there
+    from pytest_trt.gate.rule_options import add_rule_options
+
+    group = parser.getgroup("trt")
+    # the user asked to gate this very run: it is judged even where its own validity checks complain
+    add_rule_options(group.addoption, prefix=BASELINE_RULE_PREFIX, skip=("include-invalid",))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -60,6 +69,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.hook.pytest_trt_register_backends(register=backends.register)
     settings = resolve(config)  # UsageError -> pytest exits 4 with the message
     config.stash[SETTINGS_KEY] = settings
+    if settings.baseline is not None:
+        config.stash[RULE_KEY] = _baseline_rule(config)
     if settings.onnx_files:
         _add_onnx_files(config, settings)
     config.stash[SESSION_KEY] = TrtSession(settings, verbose=config.get_verbosity())
@@ -75,6 +86,17 @@ def pytest_configure(config: pytest.Config) -> None:
 
         config.stash[CLOCKS_KEY] = clocks.lock(settings.lock_clocks, settings.device)
     config.stash[SESSION_KEY].timeline.mark("configured")
+
+
+def _baseline_rule(config: pytest.Config) -> Any:
+    from pytest_trt.gate.rule_options import rule_from
+
+    try:
+        return rule_from(
+            lambda dest: config.getoption(dest, None), prefix=BASELINE_RULE_PREFIX, include_invalid=True
+        )
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _add_onnx_files(config: pytest.Config, settings: Settings) -> None:
@@ -346,13 +368,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if s.baseline is not None:
         from pytest_trt.gate import compare
 
-        verdicts = compare.gate_session(s.baseline, list(sess.records.values()))
+        verdicts = compare.gate_session(s.baseline, list(sess.records.values()), config.stash[RULE_KEY])
         config.stash[_GATE_KEY] = verdicts
         if any(v.verdict in compare.FAILING for v in verdicts) and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-
-_GATE_KEY = pytest.StashKey[Any]()
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -33,7 +33,9 @@ REFERENCE_CACHE_BYTES = 2 << 30  # same-recipe reference outputs kept in host me
 
 
 @dataclass
-class Baseline:
+class Fp32Outputs:
+    """The strict-fp32 outputs every engine of a model is judged against (the ``trt_baseline`` fixture)."""
+
     samples: datasets.Samples
     outputs: list[np.ndarray]  # one array per model output
     seconds: float
@@ -56,7 +58,7 @@ class TrtSession:
             str, tuple[onnx_models.Graph, str]
         ] = {}  # a user's ONNX file, read and hashed once
         self._npz: dict[tuple[str, str, int | None], datasets.Samples] = {}  # (file, model, hw) -> loaded
-        self._baselines: dict[tuple[Any, ...], Baseline] = {}
+        self._fp32: dict[tuple[Any, ...], Fp32Outputs] = {}
         self._engine: tuple[tuple[Any, ...], Engine] | None = None
         self._failed: dict[tuple[Any, ...], BuildFailed | BuiltNotRunnable] = {}
         # Bounded: a segmentation reference at 512 px is ~350 MB; matrix order keeps reuse local.
@@ -181,7 +183,7 @@ class TrtSession:
         dev = self.settings.device
         spec = zoo.get(case.model)
         kind = reference.describe(gate_class, dev.torch, spec.is_onnx)
-        base = self.baseline(case)
+        base = self.fp32_outputs(case)
         s = self.settings
         try:
             if gate_class == "fp32":
@@ -220,13 +222,13 @@ class TrtSession:
             self._references.popitem(last=False)  # least recently used first
         return ref
 
-    def baseline(self, case: Case) -> Baseline:
+    def fp32_outputs(self, case: Case) -> Fp32Outputs:
         """fp32 outputs on the evaluation samples, computed twice to expose baseline noise: PyTorch's
         strict fp32, or ONNX Runtime's unfused CPU run for a model that is only an ONNX file; the
         user's trusted outputs (``--trt-reference-outputs``) replace them when given."""
         key = (case.model, case.hw)
-        if key in self._baselines:
-            return self._baselines[key]
+        if key in self._fp32:
+            return self._fp32[key]
         spec = zoo.get(case.model)
         samples = self.eval_samples(case)
         if spec.is_onnx:
@@ -239,7 +241,7 @@ class TrtSession:
             names = list(spec.output_names)
         else:
             kind = "strict fp32 baseline (PyTorch)"
-            first, second, seconds = self._torch_baseline(case, samples)
+            first, second, seconds = self._torch_fp32(case, samples)
             names = list(spec.output_names) or (
                 [spec.output_name] if len(first) == 1 else [f"output_{i}" for i in range(len(first))]
             )
@@ -257,11 +259,11 @@ class TrtSession:
             }
             kind = f"user reference outputs ({Path(self.settings.reference_outputs).name})"
             first = trusted
-        b = Baseline(samples, first, seconds, noise, names, kind)
-        self._baselines[key] = b
+        b = Fp32Outputs(samples, first, seconds, noise, names, kind)
+        self._fp32[key] = b
         return b
 
-    def _torch_baseline(
+    def _torch_fp32(
         self, case: Case, samples: datasets.Samples
     ) -> tuple[list[np.ndarray], list[np.ndarray], float]:
         module, _ = self.model(case.model)

@@ -1,5 +1,5 @@
 """The terminal summary: one line per measured case, skipped cases folded by reason, speed-ups
-against named PyTorch baselines, validity notes and failures."""
+against named PyTorch anchors, validity notes and failures."""
 
 from __future__ import annotations
 
@@ -32,8 +32,9 @@ def sort_key(record: Mapping[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def baseline_label(ei: Mapping[str, Any]) -> str | None:
-    """What a torch fp32 result is, as a speed-up baseline: eager launches or a captured CUDA graph."""
+def anchor_label(ei: Mapping[str, Any]) -> str | None:
+    """What a torch fp32 result is as a speed-up anchor (what other cases are N times faster than): eager
+    launches or a captured CUDA graph."""
     if ei.get("precision") != "fp32" or not ei.get("throughput_samples_per_s"):
         return None
     graph = bool((ei.get("timing") or {}).get("cuda_graph"))
@@ -45,13 +46,13 @@ def baseline_label(ei: Mapping[str, Any]) -> str | None:
 
 
 def speedups(records: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
-    """Lines of speed-ups by baseline: each case against every torch fp32 baseline of the same
+    """Lines of speed-ups by anchor: each case against every torch fp32 anchor of the same
     model, batch and resolution that this run measured."""
     rows = list(records)
     bases: dict[str, dict[tuple[Any, ...], float]] = {}
     for r in rows:
         ei = r["extra_info"]
-        label = baseline_label(ei)
+        label = anchor_label(ei)
         if label:
             bases.setdefault(label, {})[(ei["model"], ei["batch"], ei.get("hw"))] = ei[
                 "throughput_samples_per_s"
@@ -62,7 +63,7 @@ def speedups(records: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
             ei = r["extra_info"]
             base = table.get((ei.get("model"), ei.get("batch"), ei.get("hw")))
             thr = ei.get("throughput_samples_per_s")
-            if base and thr and baseline_label(ei) != label:
+            if base and thr and anchor_label(ei) != label:
                 ratio = (ei.get("throughput") or {}).get("p99_over_p50")
                 out.setdefault(label, []).append(
                     f"  {r['id']}: {thr / base:.2f}x; p99/p50 {_fmt(ratio, '.2f')}"

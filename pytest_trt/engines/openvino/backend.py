@@ -20,8 +20,8 @@ import time
 from collections import Counter
 from typing import Any
 
-import numpy as np
-
+from pytest_trt.engines.openvino.runner import OpenVinoEngine
+from pytest_trt.engines.prepare import cpu_int8_recipe, prepare_graph
 from pytest_trt.engines.protocol import (
     Availability,
     Backend,
@@ -29,20 +29,10 @@ from pytest_trt.engines.protocol import (
     BuildFailed,
     BuildSpec,
     Device,
-    Engine,
     EngineInfo,
-    Feed,
-    Inputs,
     Unsupported,
-    typed_inputs,
 )
-from pytest_trt.engines.recipes import (
-    Recipe,
-    RecipeUnavailable,
-    apply_graph_recipe,
-    cpu_int8_saturates,
-    graph_recipe,
-)
+from pytest_trt.engines.recipes import Recipe
 from pytest_trt.hardware import telemetry
 from pytest_trt.models.zoo import ModelSpec
 
@@ -50,89 +40,6 @@ from pytest_trt.models.zoo import ModelSpec
 _HINTS = {"fp32": ("f32", "FP32"), "fp16": ("f16", "FP16"), "bf16": ("bf16", "BF16"), "int8": ("f32", "INT8")}
 # runtime-model layer types that are bookkeeping, not executed layers
 _NOT_LAYERS = {"Const", "Input", "Output", "Parameter", "Result"}
-
-
-class OvFeed(Feed):
-    def __init__(self, arrays: list[np.ndarray]) -> None:
-        self.arrays = arrays
-        self.batch = int(arrays[0].shape[0])
-
-
-class OpenVinoEngine(Engine):
-    def __init__(
-        self, core: Any, model: Any, compiled: Any, target: str, device: Device, info: EngineInfo
-    ) -> None:
-        self.core, self.model, self.compiled, self.target = core, model, compiled, target
-        self.device = device
-        self.info = info
-        self.request = compiled.create_infer_request()
-        self._types = [np.dtype(i.get_element_type().to_dtype()) for i in compiled.inputs]
-        self._bound: OvFeed | None = None
-
-    def make_feed(self, x: Inputs) -> OvFeed:
-        return OvFeed(typed_inputs(x, self._types, [i.any_name for i in self.compiled.inputs]))
-
-    def load(self, feed: Feed, x: np.ndarray) -> None:
-        assert isinstance(feed, OvFeed)
-        np.copyto(feed.arrays[0], x.reshape(feed.arrays[0].shape), casting="same_kind")
-
-    def h2d(self, feed: Feed) -> None:
-        """Inputs stay in host memory and are shared with the request, not copied (``io = host``)."""
-
-    def _bind(self, feed: OvFeed) -> None:
-        import openvino as ov
-
-        for i, a in enumerate(feed.arrays):  # zero-copy: the request reads the feed's own arrays
-            self.request.set_input_tensor(i, ov.Tensor(a, shared_memory=True))
-        self._bound = feed
-
-    def infer(self, feed: Feed) -> Any:
-        assert isinstance(feed, OvFeed)
-        if self._bound is not feed:
-            self._bind(feed)
-        self.request.infer()
-        return [self.request.get_output_tensor(i).data for i in range(len(self.compiled.outputs))]
-
-    def d2h(self, out: Any) -> list[np.ndarray]:
-        return [np.asarray(o) for o in out]  # views of the request's buffers: valid until its next run
-
-    def sync(self) -> None:
-        """``infer`` is synchronous."""
-
-    def async_throughput(self, feed: Feed, seconds: float) -> dict[str, Any]:
-        """Samples/s of a THROUGHPUT-hint compilation kept busy by its optimal number of async requests."""
-        import openvino as ov
-
-        assert isinstance(feed, OvFeed)
-        config = dict(self.info.extra["config"], PERFORMANCE_HINT="THROUGHPUT")
-        t0 = time.perf_counter()
-        compiled = self.core.compile_model(self.model, self.target, config)
-        compile_s = time.perf_counter() - t0
-        jobs = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-        queue = ov.AsyncInferQueue(compiled, jobs)
-        inputs = dict(enumerate(feed.arrays))
-        for _ in range(jobs):  # warm every request once
-            queue.start_async(inputs)
-        queue.wait_all()
-        done = 0
-        t0 = time.perf_counter()
-        while time.perf_counter() - t0 < seconds:
-            for _ in range(jobs):
-                queue.start_async(inputs)  # blocks while every request is busy
-                done += 1
-        queue.wait_all()
-        wall = time.perf_counter() - t0
-        return {
-            "samples_per_s": done * feed.batch / wall,
-            "requests": jobs,
-            "streams": int(compiled.get_property("NUM_STREAMS")),
-            "inferences": done,
-            "seconds": round(wall, 3),
-            "compile_seconds": round(compile_s, 4),
-        }
-
-    def close(self) -> None:
-        self._bound = None
 
 
 @functools.cache
@@ -198,21 +105,15 @@ class OpenVinoBackend(Backend):
                 tool="openvino inference precision hint",
                 details={"inference_precision": hint},
             )
-        try:
-            # the Q/DQ graph onnxruntime runs (same recipe, same cached graph): one quantized model, two engines
-            auto = "ort" if spec.recipe_tool == "auto" else spec.recipe_tool
-            return graph_recipe("int8", spec.calib_method, auto, cpu_int8_saturates())
-        except RecipeUnavailable as exc:
-            raise Unsupported(f"openvino int8: {exc}") from exc
+        # the Q/DQ graph onnxruntime runs (same recipe, same cached graph): one quantized model, two engines
+        return cpu_int8_recipe(spec, self.name)
 
     def build(self, ctx: BuildContext) -> OpenVinoEngine:
         import openvino as ov
 
         recipe = self.recipe(ctx.spec)
-        calib = ctx.calibration() if recipe.graph == "qdq-int8" else None
-        t0 = time.perf_counter()
-        graph = apply_graph_recipe(ctx.cache, ctx.onnx, recipe, calib)
-        recipe_s = time.perf_counter() - t0
+        prepared = prepare_graph(ctx, recipe)
+        graph = prepared.graph
         core = _core()
         target = _target(ctx.device, core.available_devices)
         rss0 = telemetry.rss_bytes()
@@ -238,23 +139,14 @@ class OpenVinoBackend(Backend):
             "openvino_device": target,
             "device_name": str(core.get_property(target, "FULL_DEVICE_NAME")),
             "config": config,
-            "recipe_seconds": round(recipe_s, 4),
             "read_seconds": round(read_s, 4),
             "compile_seconds": round(compile_s, 4),
             "compile_rss_mb": (rss1 - rss0) / 2**20 if rss0 is not None and rss1 is not None else None,
             "streams": int(compiled.get_property("NUM_STREAMS")),
             "threads": int(compiled.get_property("INFERENCE_NUM_THREADS")),
             "runtime_precisions": precisions,
-            "graph_nodes": graph.node_count,
-            "graph_bytes": graph.file_size,
+            **prepared.facts(recipe),
         }
-        if recipe.graph == "qdq-int8":
-            assert calib is not None
-            extra["calibration"] = {
-                "source": calib.source,
-                "samples": len(calib),
-                "method": recipe.calib_method,
-            }
         info = EngineInfo(
             backend=self.name,
             backend_version=ov.get_version().split("-")[0],

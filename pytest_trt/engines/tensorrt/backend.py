@@ -5,11 +5,11 @@ cache key, and :meth:`build`, which builds (:mod:`.build`) or reuses a plan and 
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 from typing import Any
 
 from pytest_trt.cache import Artifact
+from pytest_trt.engines.prepare import prepare_graph
 from pytest_trt.engines.protocol import (
     Availability,
     Backend,
@@ -21,7 +21,7 @@ from pytest_trt.engines.protocol import (
     EngineInfo,
     Unsupported,
 )
-from pytest_trt.engines.recipes import Recipe, apply_graph_recipe
+from pytest_trt.engines.recipes import Recipe
 from pytest_trt.engines.tensorrt import versions
 from pytest_trt.engines.tensorrt.build import GpuIdentity, build_plan, derived_key
 from pytest_trt.engines.tensorrt.runtime import TrtEngine, engine_facts, load_engine
@@ -95,14 +95,8 @@ class TensorRTBackend(Backend):
         trt = versions.trt
         recipe = self.recipe(ctx.spec)
         gpu = GpuIdentity.of(ctx.device)
-        calib = ctx.calibration() if (recipe.graph == "qdq-int8" or recipe.calibrator) else None
-        t0 = time.perf_counter()
-        model = (
-            apply_graph_recipe(ctx.cache, ctx.onnx, recipe, calib)
-            if recipe.graph != "as-exported"
-            else ctx.onnx
-        )
-        recipe_seconds = time.perf_counter() - t0
+        prepared = prepare_graph(ctx, recipe, calibrate=recipe.graph == "qdq-int8" or bool(recipe.calibrator))
+        model, calib, recipe_seconds = prepared.graph, prepared.calibration, prepared.seconds
         key = self.plan_key(ctx, recipe, model.sha256, gpu)
         calib_path = None
         if recipe.calibrator:

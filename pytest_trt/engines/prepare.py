@@ -1,0 +1,70 @@
+"""The step every ONNX-consuming backend shares before it builds: the graph that carries the recipe's
+precision (fp16-converted, Q/DQ-calibrated) made or reused from the cache, with what it cost and how it
+was calibrated, recorded the same way for every engine.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pytest_trt.engines.protocol import BuildContext, BuildSpec, Unsupported
+from pytest_trt.engines.recipes import (
+    Recipe,
+    RecipeUnavailable,
+    apply_graph_recipe,
+    count_qdq_nodes,
+    cpu_int8_saturates,
+    graph_recipe,
+)
+
+if TYPE_CHECKING:
+    from pytest_trt.models.datasets import Samples
+    from pytest_trt.models.export import OnnxModel
+
+
+@dataclass
+class PreparedGraph:
+    graph: OnnxModel  # the ONNX file the engine is built from
+    calibration: Samples | None  # the samples an int8 recipe was calibrated on
+    seconds: float  # making (or finding) the graph
+
+    def facts(self, recipe: Recipe) -> dict[str, Any]:
+        """What a result records of the graph step: its cost, and for int8 the Q/DQ nodes and calibration."""
+        out: dict[str, Any] = {
+            "recipe_seconds": round(self.seconds, 4),
+            "graph_nodes": self.graph.node_count,
+            "graph_params": self.graph.param_count,
+            "graph_bytes": self.graph.file_size,
+        }
+        if recipe.graph == "qdq-int8" and self.calibration is not None:
+            out["qdq_nodes"] = count_qdq_nodes(self.graph.path)
+            out["calibration"] = {
+                "source": self.calibration.source,
+                "samples": len(self.calibration),
+                "method": recipe.calib_method,
+            }
+        return out
+
+
+def prepare_graph(ctx: BuildContext, recipe: Recipe, calibrate: bool | None = None) -> PreparedGraph:
+    """The recipe's graph for ``ctx``; ``calibrate`` overrides whether calibration samples are drawn
+    (an implicitly calibrated TensorRT engine needs them without a Q/DQ graph)."""
+    need = recipe.graph == "qdq-int8" if calibrate is None else calibrate
+    calib = ctx.calibration() if need else None
+    t0 = time.perf_counter()
+    graph = (
+        apply_graph_recipe(ctx.cache, ctx.onnx, recipe, calib) if recipe.graph != "as-exported" else ctx.onnx
+    )
+    return PreparedGraph(graph, calib, time.perf_counter() - t0)
+
+
+def cpu_int8_recipe(spec: BuildSpec, backend: str) -> Recipe:
+    """The int8 Q/DQ graph the CPU engines share (onnxruntime's quantizer unless the user picks a tool;
+    7-bit weights on x86 without VNNI, where ONNX Runtime's fused kernels saturate)."""
+    tool = "ort" if spec.recipe_tool == "auto" else spec.recipe_tool
+    try:
+        return graph_recipe("int8", spec.calib_method, tool, cpu_int8_saturates())
+    except RecipeUnavailable as exc:
+        raise Unsupported(f"{backend} int8: {exc}") from exc
