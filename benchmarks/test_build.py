@@ -6,7 +6,7 @@ optimization level, memory vs batch) or ``pytest-trt compare --by opt_level``.
 
 import pytest
 
-from pytest_trt.plugin.fixtures import TrtRun
+from pytest_trt.plugin.trt_run import TrtRun
 
 
 @pytest.mark.trt_matrix(

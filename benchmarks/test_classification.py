@@ -8,7 +8,7 @@ and the dynamic profile (1/128/256) serves the batch sweep 1, 32, 64, 128, 256.
 
 import pytest
 
-from pytest_trt.plugin.fixtures import TrtRun
+from pytest_trt.plugin.trt_run import TrtRun
 
 IMAGENET_MODELS = [
     "mobilenet_v2",

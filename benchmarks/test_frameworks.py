@@ -6,7 +6,7 @@ device with p50/p99, build/compile time and (OpenVINO) async throughput.
 
 import pytest
 
-from pytest_trt.plugin.fixtures import TrtRun
+from pytest_trt.plugin.trt_run import TrtRun
 
 
 @pytest.mark.trt_matrix(

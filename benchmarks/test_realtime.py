@@ -21,8 +21,8 @@ import pytest
 
 from pytest_trt.measure import timing, video
 from pytest_trt.models import zoo
-from pytest_trt.plugin.fixtures import TrtRun
 from pytest_trt.plugin.settings import Settings
+from pytest_trt.plugin.trt_run import TrtRun
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ engine against the baseline (and against ground truth when a dataset provides it
 
 import pytest
 
-from pytest_trt.plugin.fixtures import TrtRun
+from pytest_trt.plugin.trt_run import TrtRun
 
 
 @pytest.mark.trt_matrix(models=["unet", "attention_unet"], hws=[256], static_batches=[1], batches=[1, 8, 32])

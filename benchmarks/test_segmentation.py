@@ -8,7 +8,7 @@ IoU/Dice of the foreground mask against the PyTorch fp32 baseline.
 
 import pytest
 
-from pytest_trt.plugin.fixtures import TrtRun
+from pytest_trt.plugin.trt_run import TrtRun
 
 SEG_MODELS = ["deeplabv3_resnet50", "fcn_resnet50", "lraspp_mobilenet_v3_large"]
 

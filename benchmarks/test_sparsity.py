@@ -11,7 +11,7 @@ OpenVINO run it dense.  ``pytest-trt report`` puts sparsity against quality and 
 
 import pytest
 
-from pytest_trt.plugin.fixtures import TrtRun
+from pytest_trt.plugin.trt_run import TrtRun
 
 
 @pytest.mark.trt_matrix(

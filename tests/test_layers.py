@@ -126,3 +126,22 @@ def test_the_check_sees_a_wrong_way_import(line: str) -> None:
         ast.parse(f"from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    {line}\n")
     )
     assert guarded == set()
+
+
+def test_every_status_the_package_writes_is_in_the_published_list() -> None:
+    """A record's status comes from one vocabulary (``gate.runs.STATUSES``), which readers rely on."""
+    import re
+
+    from pytest_trt.gate.runs import STATUSES
+
+    pattern = re.compile(r"""(?:\["status"\]\s*=\s*|"status":\s*|publish\()"([a-z_]+)\"""")
+    written = {m for p in ROOT.rglob("*.py") for m in pattern.findall(p.read_text())}
+    assert {
+        "ok",
+        "skipped",
+        "usage_error",
+        "invalid_model",
+        "pending",
+        "built",
+    } <= written  # the scan sees them
+    assert written - set(STATUSES) == set()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.conftest import fast_args, load_json
+from tests.conftest import BENCH, fast_args, load_json
 
 
 def test_ids_and_k_selection(pytester: pytest.Pytester, bench_file: Path, shared_cache: Path) -> None:
@@ -34,68 +36,133 @@ def test_ids_and_k_selection(pytester: pytest.Pytester, bench_file: Path, shared
     assert "3/12 tests collected (9 deselected)" in r.stdout.str()
 
 
-def test_run_writes_json_with_extra_info(
-    pytester: pytest.Pytester, bench_file: Path, shared_cache: Path
-) -> None:
-    out = pytester.path / "out.json"
-    r = pytester.runpytest(
-        *fast_args(shared_cache, "--trt-batch=2", "--trt-precision=fp32,int8"),
-        f"--benchmark-json={out}",
-        "-rs",
+@dataclass
+class SmallRun:
+    """One run of the tiny benchmark (onnxruntime, torch and tensorrt; fp32 and int8; batch 2)."""
+
+    returncode: int
+    stdout: str
+    out: Path
+    data: dict[str, Any]
+
+    def extra_info(self, param: str) -> dict[str, Any]:
+        return self.benchmark(param)["extra_info"]  # type: ignore[no-any-return]
+
+    def benchmark(self, param: str) -> dict[str, Any]:
+        return next(b for b in self.data["benchmarks"] if b["param"] == param)
+
+
+INT8 = "tinycnn-onnxruntime-int8-dynamic-b2-opt3"
+FP32 = "tinycnn-onnxruntime-fp32-dynamic-b2-opt3"
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory: pytest.TempPathFactory, shared_cache: Path) -> SmallRun:
+    """Shared by the tests below: each checks one behaviour of the same run's output."""
+    here = tmp_path_factory.mktemp("small-run")
+    (here / "test_bench.py").write_text(BENCH)
+    out = here / "out.json"
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            *fast_args(shared_cache, "--trt-batch=2", "--trt-precision=fp32,int8"),
+            f"--benchmark-json={out}",
+            "-rs",
+            str(here / "test_bench.py"),
+        ],
+        cwd=here,
+        capture_output=True,
+        text=True,
+        check=False,
     )
+    return SmallRun(p.returncode, p.stdout, out, load_json(out) if out.exists() else {})
+
+
+def test_cases_that_cannot_run_here_skip_with_their_reason(small_run: SmallRun) -> None:
     # onnxruntime fp32 + int8 and torch fp32 run; torch int8 and every tensorrt case skip with reasons.
-    r.assert_outcomes(passed=3, skipped=3)
-    r.stdout.fnmatch_lines(
-        ["*SKIPPED*torch eager has no int8*", "*SKIPPED*tensorrt unavailable*import tensorrt*"]
+    assert small_run.returncode == 0, small_run.stdout[-2000:]
+    assert "3 passed, 3 skipped" in small_run.stdout
+    assert "torch eager has no int8" in small_run.stdout
+    assert "tensorrt unavailable" in small_run.stdout and "import tensorrt" in small_run.stdout
+
+
+def test_each_result_carries_its_configuration_and_measurements(small_run: SmallRun) -> None:
+    ei = small_run.extra_info(INT8)
+    keys = {"model", "backend", "precision", "profile", "batch", "opt_level", "weights", "status", "recipe"}
+    keys |= {"throughput_samples_per_s", "latency_ms", "quality", "validity", "memory", "engine"}
+    assert keys <= set(ei)
+    assert (ei["status"], ei["weights"], ei["weights_kind"], ei["batch"]) == (
+        "ok",
+        "random(seed=0)+bn-stats",
+        "random",
+        2,
     )
-    data = load_json(out)
-    by = {b["param"]: b for b in data["benchmarks"]}
-    ei = by["tinycnn-onnxruntime-int8-dynamic-b2-opt3"]["extra_info"]
-    for key in (
-        "model",
-        "backend",
-        "precision",
-        "profile",
-        "batch",
-        "opt_level",
-        "weights",
-        "status",
-        "recipe",
-        "throughput_samples_per_s",
-        "latency_ms",
-        "quality",
-        "validity",
-        "memory",
-        "engine",
-    ):
-        assert key in ei, key
-    assert ei["status"] == "ok" and ei["weights"] == "random(seed=0)+bn-stats" and ei["batch"] == 2
-    assert ei["recipe"]["graph"] == "qdq-int8" and ei["engine"]["qdq_nodes"]["QuantizeLinear"] > 0
-    assert set(ei["quality"]["closeness"]) == {"0.005", "0.01", "0.1", "0.2", "0.5", "1"}
     assert ei["throughput_samples_per_s"] > 0
-    # One source of truth for CUDA graphs: the timing section (the engine section held a stale copy).
-    assert "cuda_graph" not in ei["engine"] and ei["timing"]["cuda_graph"] is False
+
+
+def test_an_int8_result_names_its_graph_recipe_and_exact_reference(small_run: SmallRun) -> None:
+    ei = small_run.extra_info(INT8)
+    assert ei["recipe"]["graph"] == "qdq-int8" and ei["engine"]["qdq_nodes"]["QuantizeLinear"] > 0
     ref = ei["quality"]["reference"]
     assert ref["kind"].startswith("ONNX Runtime CPU, Q/DQ graph unfused") and ref["exact"] is True
-    assert "exact_ref_distance_ratio<=0.5" in ref["rule"] and ei["weights_kind"] == "random"
-    st = by["tinycnn-onnxruntime-fp32-dynamic-b2-opt3"]["stats"]
+    assert "exact_ref_distance_ratio<=0.5" in ref["rule"]
+
+
+def test_closeness_is_reported_at_every_fraction(small_run: SmallRun) -> None:
+    assert set(small_run.extra_info(INT8)["quality"]["closeness"]) == {
+        "0.005",
+        "0.01",
+        "0.1",
+        "0.2",
+        "0.5",
+        "1",
+    }
+
+
+def test_cuda_graph_use_is_recorded_once_in_the_timing_section(small_run: SmallRun) -> None:
+    ei = small_run.extra_info(INT8)
+    assert "cuda_graph" not in ei["engine"] and ei["timing"]["cuda_graph"] is False
+
+
+def test_stats_hold_only_the_percentiles_the_samples_support(small_run: SmallRun) -> None:
+    st = small_run.benchmark(FP32)["stats"]
     assert st["min"] <= st["p50"] == st["median"] <= st["max"] and st["rounds"] == 5
     assert "p90" not in st and "p99" not in st  # 5 samples support no tail percentile
-    lat = by["tinycnn-onnxruntime-fp32-dynamic-b2-opt3"]["extra_info"]["latency_ms"]["model"]
+    lat = small_run.extra_info(FP32)["latency_ms"]["model"]
     assert lat["p99"] is None and lat["median_ci95"][0] <= lat["median"] <= lat["median_ci95"][1]
-    assert by["tinycnn-onnxruntime-fp32-dynamic-b2-opt3"]["options"]["timer"] == "pytest_trt_virtual_clock"
-    cases = {c["id"]: c for c in data["pytest_trt"]["cases"]}
-    assert cases["tinycnn-tensorrt-fp32-dynamic-b2-opt3"]["status"] == "skipped"
-    assert "tensorrt" in cases["tinycnn-tensorrt-fp32-dynamic-b2-opt3"]["message"]
-    assert data["machine_info"]["pytest_trt"]["onnxruntime"]
-    marks = data["pytest_trt"]["timeline"]["marks"]
+
+
+def test_results_are_timed_on_the_virtual_clock(small_run: SmallRun) -> None:
+    assert small_run.benchmark(FP32)["options"]["timer"] == "pytest_trt_virtual_clock"
+
+
+def test_skipped_cases_are_recorded_with_their_reason(small_run: SmallRun) -> None:
+    cases = {c["id"]: c for c in small_run.data["pytest_trt"]["cases"]}
+    skipped = cases["tinycnn-tensorrt-fp32-dynamic-b2-opt3"]
+    assert skipped["status"] == "skipped" and "tensorrt" in skipped["message"]
+
+
+def test_machine_info_names_the_engine_libraries(small_run: SmallRun) -> None:
+    assert small_run.data["machine_info"]["pytest_trt"]["onnxruntime"]
+
+
+def test_the_timeline_marks_are_in_order_and_cover_every_case(small_run: SmallRun) -> None:
+    timeline = small_run.data["pytest_trt"]["timeline"]
     order = ["configured", "first_case_started", "last_case_finished", "session_finished"]
-    assert [marks[k] for k in order] == sorted(marks[k] for k in order)
-    assert len(data["pytest_trt"]["timeline"]["cases"]) == 6  # every case that ran, skipped ones too
-    assert set(ei["wall_s"]) == {"engine", "quality", "timing"} and ei["wall_s"]["timing"] > 0
-    # pytest-benchmark's own CLI loads the file
+    assert [timeline["marks"][k] for k in order] == sorted(timeline["marks"][k] for k in order)
+    assert len(timeline["cases"]) == 6  # every case that ran, skipped ones too
+
+
+def test_each_case_records_where_its_wall_time_went(small_run: SmallRun) -> None:
+    wall = small_run.extra_info(INT8)["wall_s"]
+    assert set(wall) == {"engine", "quality", "timing"} and wall["timing"] > 0
+
+
+def test_pytest_benchmarks_own_cli_reads_the_file(small_run: SmallRun) -> None:
     p = subprocess.run(
-        [str(Path(sys.executable).parent / "pytest-benchmark"), "compare", str(out)],
+        [str(Path(sys.executable).parent / "pytest-benchmark"), "compare", str(small_run.out)],
         capture_output=True,
         text=True,
         check=False,

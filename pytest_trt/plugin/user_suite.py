@@ -4,7 +4,7 @@ file.  Ids name the file: ``model.onnx-onnxruntime-fp16-dynamic-b8-opt3``."""
 
 import pytest
 
-from pytest_trt.plugin.fixtures import TrtRun
+from pytest_trt.plugin.trt_run import TrtRun
 
 
 @pytest.mark.trt_matrix(tag="cli")

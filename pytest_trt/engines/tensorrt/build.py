@@ -123,13 +123,13 @@ def configure_builder(
         config.num_compute_capabilities = 1
         config.set_compute_capability(target, 0)
     if spec.version_compatible:
-        config.setversions.flag(trt.BuilderFlag.VERSION_COMPATIBLE)
+        config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
     if not spec.tf32 and versions.flag("TF32") is not None:
-        config.clearversions.flag(trt.BuilderFlag.TF32)
+        config.clear_flag(trt.BuilderFlag.TF32)
     for f in recipe.builder_flags:  # weakly typed recipes only; never combined with strong typing
-        config.setversions.flag(getattr(trt.BuilderFlag, f))
+        config.set_flag(getattr(trt.BuilderFlag, f))
     if spec.sparse_weights:  # 2:4-pruned weights: let the builder time its sparse kernels too
-        config.setversions.flag(trt.BuilderFlag.SPARSE_WEIGHTS)
+        config.set_flag(trt.BuilderFlag.SPARSE_WEIGHTS)
     profile = None
     dynamic = [
         network.get_input(i)

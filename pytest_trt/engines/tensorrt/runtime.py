@@ -158,17 +158,17 @@ def engine_facts(engine: Any, layers_json_path: Path | None) -> dict[str, Any]:
 
 
 def load_engine(
-    plan: Path, device: Device, info: EngineInfo, allow_host_code: bool, input_order: Sequence[str]
+    plan_path: Path, device: Device, info: EngineInfo, allow_host_code: bool, input_order: Sequence[str]
 ) -> TrtEngine:
-    """Deserialize ``plan`` on ``device`` and fill ``info`` with the inspector's facts."""
+    """Deserialize the plan at ``plan_path`` on ``device`` and fill ``info`` with the inspector's facts."""
     trt = versions.trt
     logger = make_logger("WARNING")
     runtime = trt.Runtime(logger)
     runtime.engine_host_code_allowed = bool(allow_host_code)
-    engine = runtime.deserialize_cuda_engine(plan.read_bytes())
+    engine = runtime.deserialize_cuda_engine(plan_path.read_bytes())
     if engine is None:
-        raise BuildFailed(f"TensorRT could not deserialize {plan}: " + "; ".join(logger.errors()[-3:]))
-    facts = engine_facts(engine, plan.with_name(plan.name + ".layers.json"))
+        raise BuildFailed(f"TensorRT could not deserialize {plan_path}: " + "; ".join(logger.errors()[-3:]))
+    facts = engine_facts(engine, plan_path.with_name(plan_path.name + ".layers.json"))
     info.layers = facts.pop("layers", info.layers)
     info.device_memory_bytes = facts.pop("device_memory_bytes", None)
     info.engine_params = facts.pop("engine_params", None)

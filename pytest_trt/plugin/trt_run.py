@@ -1,0 +1,259 @@
+"""``TrtRun``: one configuration's benchmark, in the order that keeps every result: build (or reuse) the
+engine, judge its outputs against the strict-fp32 outputs and a same-recipe reference, time it through
+pytest-benchmark's ``benchmark`` fixture with telemetry, record everything in ``extra_info``, and only
+then assert the quality gates (a quality failure never loses the timing).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import time
+import traceback
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from pytest_trt.engines import registry as backends
+from pytest_trt.engines.protocol import BuildFailed, BuiltNotRunnable, Engine
+from pytest_trt.gate.runs import STATUSES
+from pytest_trt.hardware import jetson, telemetry
+from pytest_trt.measure import timing
+from pytest_trt.models import pruning, zoo
+from pytest_trt.models.user_data import UserDataError
+from pytest_trt.plugin import records
+from pytest_trt.plugin.matrix import Case, Request
+from pytest_trt.plugin.session import TrtSession, engine_outputs
+from pytest_trt.quality import gates, judge, pruning_loss
+
+
+class TrtRun:
+    """One configuration's benchmark: build, evaluate, measure, record, assert."""
+
+    def __init__(self, case: Case, req: Request, session: TrtSession, request: pytest.FixtureRequest) -> None:
+        self.case = case
+        self.req = req
+        self.session = session
+        self.request = request
+        self.settings = session.settings
+        self.spec = zoo.get(case.model)
+        self.record = records.new_record(case, request.node.nodeid, self.spec, self.settings)
+        session.records[case.id] = self.record
+        self._engine: Engine | None = None
+        self.quality: dict[str, Any] | None = None
+        self.gate_results: list[gates.GateResult] = []
+        self.measurement: timing.Measurement | None = None
+
+    @property
+    def benchmark(self) -> Any:
+        return self.request.node.funcargs["benchmark"]
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            try:
+                try:
+                    source = self.session.weights(self.case.model)
+                    self.record["extra_info"]["weights"] = source
+                    self.record["extra_info"]["weights_kind"] = zoo.weights_kind(source)
+                except zoo.WeightsUnavailable as exc:  # a configuration error, recorded like a failed build
+                    raise BuildFailed(str(exc)) from exc
+                self._engine = self.session.engine(self.case, self.req)
+            except BuiltNotRunnable as exc:  # a real build result with nothing to time: never a failure
+                self.record["status"] = "built"
+                self.record["message"] = str(exc)
+                self.record["extra_info"].update(records.engine_section(exc.info, self._onnx_facts()))
+                self._publish()
+                pytest.skip(f"built, not runnable here: {exc}")
+            except BuildFailed as exc:
+                self.record["status"] = "oom" if exc.oom else "build_failed"
+                self.record["message"] = str(exc)
+                self.record["extra_info"]["build_log"] = exc.log[-30:]
+                self._publish()
+                if self.settings.on_build_failure == "skip":
+                    pytest.skip(f"{self.record['status']}: {exc}")
+                pytest.fail(f"{self.record['status']}: {exc}", pytrace=False)
+            self.record["extra_info"].update(records.engine_section(self._engine.info, self._onnx_facts()))
+        return self._engine
+
+    def _onnx_facts(self) -> dict[str, Any] | None:
+        if not backends.get(self.case.backend).consumes_onnx:
+            return None
+        return self.session.onnx(self.case, self.req).facts()
+
+    # -- quality -------------------------------------------------------------------------------
+    def evaluate(self) -> dict[str, Any]:
+        base = self.session.fp32_outputs(self.case)
+        out = engine_outputs(self.engine, base.samples, self.case.batch, self.case.profile == "static")
+        labels = base.samples.labels if self.spec.task != "regression" else None
+        source = self.session.weights(self.case.model)
+        trained = zoo.is_trained(source)
+        # TF32 only exists on CUDA devices; CPU fp32 is judged as strict fp32.
+        gclass = gates.gate_class(self.case.precision, self.settings.tf32 and self.settings.device.is_cuda)
+        ref = self.session.reference(self.case, self.req, self.engine, gclass)
+        pruned = self._pruning(base.outputs, labels)
+        verdict = judge.judge(
+            self.spec.task,
+            base.names,
+            base.outputs,
+            out,
+            ref,
+            gate_class=gclass,
+            gate_list=gates.gates_for(gclass, self._overrides()),
+            labels=labels,
+            trained=trained,
+            sections={"sparsity": pruned} if pruned else None,
+        )
+        q = verdict.quality
+        q["data"] = {
+            "source": base.samples.source,
+            "samples": len(base.samples),
+            "labelled": labels is not None,
+            "baseline": base.kind,
+        }
+        q["baseline_noise"] = base.noise
+        q["agreement_meaningful"] = trained
+        q["gate_class"] = gclass
+        if not trained:
+            q["note"] = (
+                "random weights: absolute gates and top-k agreement are not meaningful; "
+                "judged by the same-recipe reference"
+            )
+        self.gate_results = verdict.results
+        self.quality = q
+        self.record["extra_info"]["quality"] = q
+        return q
+
+    def _pruning(self, outputs: list[np.ndarray], labels: np.ndarray | None) -> dict[str, Any] | None:
+        """For a pruned variant: its 2:4 structure, file sizes and what pruning cost against the dense model
+        (``pruning_*`` metrics, gated only by the user's gates)."""
+        if self.spec.prune is None or self.spec.parent is None:
+            return None
+        dense_case = dataclasses.replace(self.case, model=self.spec.parent)
+        dense = self.session.fp32_outputs(dense_case)
+        section: dict[str, Any] = pruning.structure(self.session.model(self.case.model)[0])
+        section.update(pruning_loss.pruning_loss(dense.outputs, outputs, self.spec.task, labels))
+        if backends.get(self.case.backend).consumes_onnx:
+            section["onnx"] = pruning.file_sizes(self.session.onnx(self.case, self.req).path)
+            section["dense_onnx"] = pruning.file_sizes(self.session.onnx(dense_case, self.req).path)
+        return section
+
+    def _overrides(self) -> dict[str, list[gates.Gate]]:
+        """The backend's rule adjustments, then --trt-gate / ini gates, then the test's trt_quality
+        marker (the last two count as the user's)."""
+        own = gates.parse_overrides(backends.get(self.case.backend).rule_overrides)
+        overrides = {p: [dataclasses.replace(g, user=False) for g in gs] for p, gs in own.items()}
+        for prec, gs in self.settings.gates.items():
+            overrides[prec] = [*overrides.get(prec, []), *gs]
+        marker = self.request.node.get_closest_marker("trt_quality")
+        if marker is not None:
+            for prec, exprs in marker.kwargs.items():
+                parsed = [dataclasses.replace(gates.Gate.parse(e), user=True) for e in _listify(exprs)]
+                overrides[prec] = [*overrides.get(prec, []), *parsed]
+        return overrides
+
+    # -- timing --------------------------------------------------------------------------------
+    def measure(self) -> timing.Measurement:
+        s = self.settings
+        eng = self.engine
+        base = self.session.fp32_outputs(self.case)
+        feed = eng.make_feed(base.samples.cycled(self.case.batch))
+        cfg = timing.TimingConfig(
+            warmup_s=s.warmup,
+            warmup_min=s.warmup_iters,
+            warmup_fraction=s.warmup_fraction,
+            dataset_size=len(base.samples),
+            min_rounds=s.rounds,
+            min_time_s=s.min_time,
+            max_time_s=max(s.max_time, s.min_time),
+            target_ci=s.target_ci,
+            e2e_rounds=s.e2e_rounds,
+            cuda_graph=s.cuda_graph,
+        )
+        dev_index = s.device.index if s.device.is_cuda else None
+        if s.device.is_cuda:
+            # Memory "during inference" must not include what the baseline or quality pass left cached.
+            gc.collect()
+            torch.cuda.synchronize(s.device.torch)
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(s.device.torch)
+        # On Jetson, NVML is largely absent and memory is unified: tegrastats (or /proc/meminfo) is the source.
+        tegra = jetson.TegraSampler().start() if self.session.on_jetson else None
+        try:
+            with telemetry.sampling(dev_index) as sampler:
+                m = timing.measure(eng, feed, cfg, self.benchmark)
+        finally:
+            if tegra is not None:
+                tegra.stop()
+        inferences = (len(m.model_s) + len(m.e2e_s) + m.warmup_iterations) * self.case.batch
+        tel = sampler.summary(inferences)
+        if s.device.is_cuda:
+            tel["torch_peak_allocated_mb"] = torch.cuda.max_memory_allocated(s.device.torch) / 2**20
+        if tegra is not None:
+            tel.update(jetson.merge_into_telemetry(tegra.summary(inferences), tel))
+        self.measurement = m
+        self.record["extra_info"].update(
+            records.timing_section(m, cfg, self.case.batch, tel, eng.info, s.valid_ci)
+        )
+        # an engine's own throughput mode (OpenVINO's async requests), for the throughput comparison
+        thr = eng.async_throughput(feed, min(2.0, cfg.max_time_s))
+        if thr is not None:
+            self.record["extra_info"]["throughput"]["async"] = thr
+        return m
+
+    def run(self) -> dict[str, Any]:
+        """The standard benchmark body: evaluate quality, measure, record, then assert the gates."""
+        t0 = time.perf_counter()
+        self.engine  # noqa: B018 - build (or fail/skip) first
+        wall_s = self.record["extra_info"].setdefault("wall_s", {})
+        wall_s["engine"] = time.perf_counter() - t0  # including export and set-up of the model
+        try:
+            t0 = time.perf_counter()
+            self.evaluate()
+            wall_s["quality"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            self.measure()
+            wall_s["timing"] = time.perf_counter() - t0
+        except UserDataError as exc:  # the user's data does not fit: say what it should be, no traceback
+            self.record["status"] = "usage_error"
+            self.record["message"] = str(exc)
+            self._publish()
+            pytest.fail(str(exc), pytrace=False)
+        except Exception as exc:
+            self.record["status"] = "run_failed"
+            self.record["message"] = f"{type(exc).__name__}: {exc}"
+            self.record["extra_info"]["traceback"] = traceback.format_exc()[-4000:]
+            self._publish()
+            raise
+        self.record["status"] = "ok" if self.quality and self.quality["passed"] else "quality_failed"
+        self._publish()
+        self.assert_quality()
+        return self.record
+
+    def assert_quality(self) -> None:
+        msg = gates.failure_message(self.case.id, self.gate_results)
+        if msg:
+            pytest.fail(msg, pytrace=False)
+
+    def publish(self, status: str | None = None) -> None:
+        """For benchmarks with their own loop (e.g. the video pipeline): set the status, write the record."""
+        if status is not None:
+            if status not in STATUSES:
+                raise ValueError(
+                    f"unknown status {status!r}; a record's status is one of {', '.join(STATUSES)}"
+                )
+            self.record["status"] = status
+        self._publish()
+
+    def _publish(self) -> None:
+        """Copy the record into pytest-benchmark's extra_info (what --benchmark-json writes)."""
+        self.record["extra_info"]["status"] = self.record["status"]
+        fixture = self.request.node.funcargs.get("benchmark")
+        if fixture is not None:
+            fixture.extra_info.update(self.record["extra_info"])
+
+
+def _listify(v: Any) -> list[str]:
+    return [v] if isinstance(v, str) else list(v)
