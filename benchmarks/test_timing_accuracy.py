@@ -15,8 +15,12 @@ the GPU's own variation, not the timer's -- ``matmul=True`` cases keep that work
 
 from __future__ import annotations
 
+import json
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -158,3 +162,53 @@ def test_clock_matches_bare_event_loop(
             f"CoV {lat['cov'] * 100:.2f}% for the 5 ms workload; SM clock during the run {tel['sm_clock_mhz']} "
             f"(a spin kernel's time follows the SM clock: lock clocks for a stable figure)"
         )
+
+
+ORDER_SUITE = """
+import pytest
+
+@pytest.mark.trt_matrix(models=["resnet50"], backends=["torch"], batches=[1], profiles=["dynamic"])
+def test_order(trt_run):
+    trt_run.run()
+"""
+
+
+def _session(where: Path, precisions: str, settings: Settings) -> dict[str, dict[str, Any]]:
+    """One pytest session of ResNet50 b1 at ``precisions`` (in that order), as this session is set up."""
+    suite = where / "test_order.py"
+    suite.write_text(ORDER_SUITE)
+    out = where / f"{precisions.replace(',', '_')}.json"
+    args = [
+        sys.executable, "-m", "pytest", str(suite), "-q", "-p", "no:cacheprovider",
+        f"--trt-precision={precisions}", f"--trt-isolate={settings.isolate}", f"--trt-device={settings.device.torch}",
+        f"--trt-cache-dir={settings.cache_dir}", "--trt-weights=random", "--trt-max-time=3", f"--trt-json={out}",
+    ]  # fmt: skip
+    p = subprocess.run(args, cwd=where, capture_output=True, text=True, check=False)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
+    data = json.loads(out.read_text())
+    started = {c["nodeid"]: c["started"] for c in data["timeline"]["cases"]}
+    cases = {c["extra_info"]["precision"]: c for c in data["cases"]}
+    for c in cases.values():
+        c["started"] = started.get(c["nodeid"])
+    return cases
+
+
+@pytest.mark.gpu
+def test_a_configuration_times_the_same_first_and_after_another_precision(
+    tmp_path: Path, trt_settings: Settings, record_property: Any
+) -> None:
+    """fp16 timed as the first model of its session, and after fp32 ran in the same session: the figure
+    a deployment of fp16 sees must not depend on that (within 1 %).  Fails with ``--trt-isolate off`` on
+    an H200 (docs/measurements.md, "What ran before": +13 % for ResNet152 fp16 b1 after any model)."""
+    alone = _session(tmp_path, "fp16", trt_settings)["fp16"]
+    after = _session(tmp_path, "fp32,fp16", trt_settings)
+    assert after["fp32"]["started"] < after["fp16"]["started"], "fp32 must run first in the second session"
+    first = alone["extra_info"]["latency_ms"]["model"]["median"]
+    later = after["fp16"]["extra_info"]["latency_ms"]["model"]["median"]
+    record_property("fp16_first_ms", first)
+    record_property("fp16_after_fp32_ms", later)
+    record_property("context", after["fp16"]["extra_info"]["timing"]["context"])
+    assert abs(later / first - 1) <= 0.01, (
+        f"ResNet50 fp16 b1: {first:.4f} ms first in its session, {later:.4f} ms after fp32 "
+        f"({later / first - 1:+.1%}; timing context {after['fp16']['extra_info']['timing']['context']['mode']})"
+    )

@@ -30,7 +30,12 @@ PRELUDES = {
     "resnet50_fp32": "a different model (ResNet50 fp32) run 50 times first",
     "alloc_only": "no compute: 6 GiB allocated and freed through the caching allocator first",
     "fp32_conv_once": "a single fp32 3x3 convolution first",
+    "busy_matmul": "no model: 1 s of large fp16 matmuls first (does load alone do it: clocks, power?)",
+    "fp32_sleep10": "as fp32, then 10 s idle before the fp16 model is built",
+    "fp16_twice": "the fp16 model timed, then a second fp16 model built and timed (reported: the second)",
 }
+# CUDA loads kernels lazily by default: with EAGER every module is loaded at start, whatever ran first
+EAGER = ("none", "fp32")
 
 
 def _resnet152(dtype: Any, device: str) -> Any:
@@ -114,6 +119,18 @@ def _prelude(name: str) -> None:
         del blocks
     elif name == "fp32_conv_once":
         torch.nn.functional.conv2d(x32, torch.randn(64, 3, 3, 3, device=dev))
+    elif name == "busy_matmul":
+        a = torch.randn(8192, 8192, device=dev, dtype=torch.float16)
+        t0 = time.time()
+        while time.time() - t0 < 1.0:
+            a @ a
+            torch.cuda.synchronize()
+    elif name == "fp32_sleep10":
+        _prelude("fp32")
+        time.sleep(10)
+    elif name == "fp16_twice":
+        m = _resnet152(torch.float16, dev)
+        _graph_median_ms(m, x32.half())
     torch.cuda.synchronize()
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
 
@@ -181,6 +198,21 @@ def _summary(order: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def mechanism(out_path: str) -> None:
+    """The narrower variants, once each, plus lazy vs eager kernel loading."""
+    rows: list[dict[str, Any]] = []
+    for name in ("none", "busy_matmul", "fp32_sleep10", "fp16_twice", "fp32"):
+        rows.append({**_spawn("order", name), "loading": "lazy"})
+        print(name, "lazy", rows[-1].get("fp16_b1_graph_ms"), rows[-1].get("error", "")[-300:], flush=True)
+    for name in EAGER:
+        rows.append({**_spawn("order", name, env={"CUDA_MODULE_LOADING": "EAGER"}), "loading": "eager"})
+        print(name, "eager", rows[-1].get("fp16_b1_graph_ms"), rows[-1].get("error", "")[-300:], flush=True)
+    for r in rows:
+        r.pop("kernels", None)
+    with open(out_path, "w") as f:
+        json.dump(rows, f, indent=1)
+
+
 def main(out_path: str, repeats: int = 2) -> None:
     """Every result is written as soon as it exists: a run stopped at its time limit keeps what it had."""
     t0 = time.time()
@@ -196,7 +228,7 @@ def main(out_path: str, repeats: int = 2) -> None:
             )
 
     for _ in range(repeats):
-        for name in PRELUDES:
+        for name in list(PRELUDES)[:9]:
             order.append(_spawn("order", name))
             print(name, order[-1].get("fp16_b1_graph_ms"), order[-1].get("error", "")[-300:], flush=True)
             save()
@@ -227,5 +259,7 @@ if __name__ == "__main__":
             print(json.dumps(child_order(sys.argv[3])))
         else:
             print(json.dumps(child_weights(sys.argv[3], sys.argv[4], int(sys.argv[5]))))
+    elif len(sys.argv) > 2 and sys.argv[2] == "mechanism":
+        mechanism(sys.argv[1])
     else:
         main(sys.argv[1])

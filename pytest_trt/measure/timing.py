@@ -298,12 +298,15 @@ def replay(benchmark: Any, seconds: list[float]) -> None:
     )
 
 
-def measure(engine: Engine, feed: Feed, cfg: TimingConfig, benchmark: Any | None) -> Measurement:
+def measure(
+    engine: Engine, feed: Feed, cfg: TimingConfig, benchmark: Any | None, quick: bool | None = None
+) -> Measurement:
     """Warm up, then time ``engine`` on ``feed``; replay the model series through ``benchmark``.
 
     ``benchmark`` is pytest-benchmark's fixture (its timer must be :data:`VIRTUAL_CLOCK`), or None to
-    time without recording.  With no fixture or ``--benchmark-disable``, exactly ``min_rounds`` (and
-    ``e2e_rounds``) samples are taken: a quick look, not a measurement to gate on.
+    time without recording (:func:`record` replays it later, e.g. from a timing worker).  ``quick``
+    (default: no fixture, or ``--benchmark-disable``): exactly ``min_rounds`` (and ``e2e_rounds``)
+    samples are taken, a quick look, not a measurement to gate on.
     """
     m = Measurement()
     step = Stepper(engine, feed)
@@ -316,7 +319,8 @@ def measure(engine: Engine, feed: Feed, cfg: TimingConfig, benchmark: Any | None
     gc.collect()
     t_start = time.perf_counter()
     m.warmup_iterations, m.warmup_seconds, per_iter = warm_up(step.one, cfg, feed.batch)
-    quick = benchmark is None or bool(getattr(benchmark, "disabled", False))
+    if quick is None:
+        quick = is_quick(benchmark)
     gc_was = gc.isenabled()
     gc.disable()
     try:
@@ -327,9 +331,20 @@ def measure(engine: Engine, feed: Feed, cfg: TimingConfig, benchmark: Any | None
             gc.enable()
         engine.sync()
     m.wall_seconds = time.perf_counter() - t_start
-    if benchmark is not None:
-        if quick:
-            benchmark(lambda: None)  # --benchmark-disable: run once, record nothing
-        else:
-            replay(benchmark, m.model_s)
+    record(benchmark, m, quick)
     return m
+
+
+def is_quick(benchmark: Any | None) -> bool:
+    """No pytest-benchmark fixture, or ``--benchmark-disable``: a quick look, not a measurement."""
+    return benchmark is None or bool(getattr(benchmark, "disabled", False))
+
+
+def record(benchmark: Any | None, m: Measurement, quick: bool) -> None:
+    """Hand ``m``'s model series to pytest-benchmark (nothing for a quick look but the one call it needs)."""
+    if benchmark is None:
+        return
+    if quick:
+        benchmark(lambda: None)  # --benchmark-disable: run once, record nothing
+    else:
+        replay(benchmark, m.model_s)

@@ -76,16 +76,37 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SESSION_KEY] = TrtSession(settings, verbose=config.get_verbosity())
     if _saves_benchmarks(config):
         config.stash[BENCH_MACHINE_KEY] = _generic_machine_info()
-    if settings.device.is_cuda and not config.option.collectonly:
-        from pytest_trt.hardware.cuda_warmup import Warmup
-
-        # overlaps collection and the first model's set-up; TrtSession.engine waits for it
-        config.stash[SESSION_KEY].warmup = Warmup(settings.device.torch)
+    if settings.device.is_cuda and not config.option.collectonly and not _isolating(config):
+        _start_warmup(config)  # with isolation, after the timing server is forked (collection's end)
     if settings.lock_clocks and not hasattr(config, "workerinput"):
         from pytest_trt.hardware import clocks
 
         config.stash[CLOCKS_KEY] = clocks.lock(settings.lock_clocks, settings.device)
     config.stash[SESSION_KEY].timeline.mark("configured")
+
+
+def _isolating(config: pytest.Config) -> bool:
+    """Timing workers for this session? Not for a collection only, nor without a GPU."""
+    s = config.stash[SETTINGS_KEY]
+    wanted = s.isolate == "on" or (s.isolate == "auto" and s.device.is_cuda)
+    return wanted and not config.option.collectonly
+
+
+def _start_warmup(config: pytest.Config) -> None:
+    from pytest_trt.hardware.cuda_warmup import Warmup
+
+    # overlaps collection and the first model's set-up; TrtSession.engine waits for it
+    config.stash[SESSION_KEY].warmup = Warmup(config.stash[SETTINGS_KEY].device.torch)
+
+
+def _start_isolation(config: pytest.Config) -> None:
+    """Fork the timing server now: every model is registered, and nothing has touched CUDA yet."""
+    from pytest_trt.plugin.timed import Isolation
+
+    sess = config.stash[SESSION_KEY]
+    sess.isolation = Isolation(sess)
+    if sess.settings.device.is_cuda:
+        _start_warmup(config)
 
 
 def _baseline_rule(config: pytest.Config) -> Any:
@@ -123,6 +144,10 @@ def _add_onnx_files(config: pytest.Config, settings: Settings) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     from pytest_trt.models import user_models
 
+    sess = config.stash.get(SESSION_KEY, None)
+    if sess is not None and sess.isolation is not None:
+        sess.isolation.close()  # also after an interrupted session
+
     user_models.forget()
     lock = config.stash.get(CLOCKS_KEY, None)
     if lock is not None:
@@ -141,10 +166,40 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"  matrix defaults: precisions {','.join(s.precisions)}; batches {','.join(map(str, s.batches))}; "
         f"profiles {','.join(s.profiles)}; opt levels {','.join(map(str, s.opt_levels))}; weights {s.weights}"
     )
+    lines.append(f"  timing: {_timing_mode(config)}")
     lock = config.stash.get(CLOCKS_KEY, None)
     if lock is not None:
         lines.append(f"  clocks: {lock.message}")
     return lines
+
+
+def _timing_lines(config: pytest.Config) -> list[str]:
+    sess = config.stash[SESSION_KEY]
+    lines = [f"pytest-trt timing: {_timing_mode(config)}"]
+    if sess.isolation is not None and sess.isolation.reason:
+        lines.append(f"  not isolated: {sess.isolation.reason}")
+    drift = sess.sentinel.drift if sess.sentinel is not None else None
+    if drift is not None and "error" in drift:
+        lines.append(f"pytest-trt sentinel: {drift['case']} could not be timed again: {drift['error']}")
+    elif drift is not None:
+        verdict = "within the run's noise" if drift["ok"] else "DRIFTED: every result is marked invalid"
+        lines.append(
+            f"pytest-trt sentinel: {drift['case']} {drift['first_median_ms']:.4g} ms first, "
+            f"{drift['last_median_ms']:.4g} ms at the end ({drift['drift']:.2%}; allowed {drift['allowed']:.2%}): "
+            + verdict
+        )
+    return lines
+
+
+def _timing_mode(config: pytest.Config) -> str:
+    s = config.stash[SETTINGS_KEY]
+    if _isolating(config):
+        return (
+            "isolated: each GPU engine in a worker whose CUDA context ran nothing before it (--trt-isolate)"
+        )
+    if s.device.is_cuda and s.isolate == "off":
+        return "shared: every case in this process, after whatever ran before it (--trt-isolate off)"
+    return "in this process (host engines)"
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -213,15 +268,16 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     ]
     cases = [c for c in params if isinstance(c, matrix.Case)]
     _check_user_data(sess, cases)
-    if sess.settings.weights != "auto" or hasattr(session.config, "workerinput"):
-        return
-    names = sorted({c.model for c in cases})
-    failures = sess.fetch_weights(names)
-    tr = session.config.pluginmanager.get_plugin("terminalreporter")
-    for name, reason in failures.items():
-        line = f"pytest-trt: weights auto: {name}: {reason}; using seeded random weights"
-        if tr is not None:
-            tr.write_line(line, yellow=True)
+    if sess.settings.weights == "auto" and not hasattr(session.config, "workerinput"):
+        names = sorted({c.model for c in cases})
+        failures = sess.fetch_weights(names)
+        tr = session.config.pluginmanager.get_plugin("terminalreporter")
+        for name, reason in failures.items():
+            line = f"pytest-trt: weights auto: {name}: {reason}; using seeded random weights"
+            if tr is not None:
+                tr.write_line(line, yellow=True)
+    if _isolating(session.config) and cases:
+        _start_isolation(session.config)  # the workers inherit the weights' download notes too
 
 
 def _check_user_data(sess: TrtSession, cases: list[matrix.Case]) -> None:
@@ -336,17 +392,38 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
 def pytest_benchmark_update_json(
     config: pytest.Config, benchmarks: list[Any], output_json: dict[str, Any]
 ) -> None:
+    sess = config.stash.get(SESSION_KEY, None)
+    drift = sess.sentinel.drift if sess is not None and sess.sentinel is not None else None
+    if drift is not None and not drift["ok"]:
+        from pytest_trt.plugin.timed import mark_invalid
+
+        for bj in output_json.get("benchmarks", []):
+            mark_invalid(bj.setdefault("extra_info", {}), drift)
     records.add_percentiles(benchmarks, output_json)
     records.sanitize_extra_info(output_json)
-    sess = config.stash.get(SESSION_KEY, None)
     if sess is not None:
         sess.timeline.mark("session_finished")
         output_json["pytest_trt"] = records.session_section(
-            sess.records.values(), sess.settings, sess.cache.stats.summary(), sess.timeline.as_dict()
+            sess.records.values(), sess.settings, sess.cache.stats.summary(), sess.timeline.as_dict(), drift
         )
 
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Generator[None, Any, Any]:
+    """Before any result file is written (pytest-benchmark writes its own in this hook too): the
+    sentinel's second timing, then the timing workers end."""
+    sess = session.config.stash.get(SESSION_KEY, None)
+    if sess is not None and sess.sentinel is not None and exitstatus != pytest.ExitCode.INTERRUPTED:
+        from pytest_trt.plugin.timed import check_sentinel
+
+        check_sentinel(sess)
+    if sess is not None and sess.isolation is not None:
+        sess.isolation.close()
+    yield
+    _finish(session)
+
+
+def _finish(session: pytest.Session) -> None:
     config = session.config
     sess = config.stash.get(SESSION_KEY, None)
     if sess is None or (hasattr(config, "workerinput") and not sess.records):
@@ -356,8 +433,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         from pytest_trt.hardware import telemetry
 
         sess.timeline.mark("session_finished")
+        drift = sess.sentinel.drift if sess.sentinel is not None else None
         payload = records.session_section(
-            sess.records.values(), s, sess.cache.stats.summary(), sess.timeline.as_dict()
+            sess.records.values(), s, sess.cache.stats.summary(), sess.timeline.as_dict(), drift
         )
         payload["machine_info"] = {"pytest_trt": telemetry.machine_info(trt_versions.env_version())}
         path = s.json_path
@@ -382,7 +460,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
     tr = terminalreporter
     summary.write(
-        tr, sess.records.values(), f"pytest-trt cache ({sess.cache.root}): {sess.cache.stats.summary()}"
+        tr,
+        sess.records.values(),
+        f"pytest-trt cache ({sess.cache.root}): {sess.cache.stats.summary()}",
+        _timing_lines(config),
     )
     verdicts = config.stash.get(_GATE_KEY, None)
     if verdicts:

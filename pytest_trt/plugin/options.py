@@ -50,8 +50,16 @@ def machine(gpu: Any, cpu: Any) -> Callable[[Machine], Any]:
 
 
 def local_compute_capability(m: Machine) -> str:
-    """The local GPU's compute capability, else :data:`DEFAULT_COMPUTE_CAPABILITY`."""
+    """The local GPU's compute capability (from NVML: asking CUDA would create a context before the
+    timing workers are forked), else :data:`DEFAULT_COMPUTE_CAPABILITY`."""
     if m.gpu:
+        from pytest_trt.hardware import telemetry
+
+        handles = telemetry.visible_handles()
+        if m.device.index < len(handles):
+            cc = telemetry.gpu_info(*handles[m.device.index]).get("compute_capability")
+            if cc:
+                return str(cc)
         import torch
 
         major, minor = torch.cuda.get_device_capability(m.device.index)
@@ -336,6 +344,15 @@ OPTIONS: tuple[Opt, ...] = (
     Opt(
         "cuda-graph",
         "capture inference into a CUDA graph (torch, tensorrt)",
+        "str",
+        TRISTATE,
+        parse=P.one_of(TRISTATE),
+        default="auto",
+    ),
+    Opt(
+        "isolate",
+        "time each GPU engine in a worker process whose CUDA context ran nothing before it (auto: on where "
+        "there is a GPU; off: in the session's process, after whatever ran there)",
         "str",
         TRISTATE,
         parse=P.one_of(TRISTATE),

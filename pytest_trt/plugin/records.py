@@ -147,12 +147,15 @@ def session_section(
     settings: Settings,
     cache_summary: str,
     timeline: Mapping[str, Any] | None = None,
+    sentinel: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     out = {
         "schema": SCHEMA,
         "settings": settings.as_dict(),
         "cache": cache_summary,
         "cases": [jsonable(r) for r in records],
+        # the first timed case timed again at the end: its drift, and whether the run stayed within noise
+        "sentinel": jsonable(sentinel) if sentinel is not None else None,
     }
     if timeline is not None:
         out["timeline"] = jsonable(timeline)

@@ -10,7 +10,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -28,6 +28,9 @@ from pytest_trt.plugin.matrix import Case, Request, hw_range_for
 from pytest_trt.plugin.settings import Settings
 from pytest_trt.quality import metrics, reference
 from pytest_trt.run import wall
+
+if TYPE_CHECKING:
+    from pytest_trt.plugin.timed import Isolation, Sentinel
 
 REFERENCE_CACHE_BYTES = 2 << 30  # same-recipe reference outputs kept in host memory at most
 
@@ -70,6 +73,9 @@ class TrtSession:
         self.on_jetson = jetson.board() is not None
         self.warmup: Warmup | None = None  # background CUDA start-up (set by the plugin on a GPU)
         self.timeline = wall.Timeline()  # where this process's wall time goes
+        self.isolation: Isolation | None = None  # the timing workers (--trt-isolate), set at collection end
+        self.timed_ids: list[str] = []  # the cases timed so far, in order
+        self.sentinel: Sentinel | None = None  # the first timed case, timed again at the end
 
     # -- models and artifacts ------------------------------------------------------------------
     def weights(self, name: str) -> str:

@@ -47,6 +47,7 @@ class Settings:
     calib_method: str
     seed: int
     cuda_graph: str
+    isolate: str
     typing: str
     tf32: bool
     workspace_mb: int | None

@@ -83,7 +83,18 @@ def fold_skips(records: Iterable[Mapping[str, Any]]) -> list[str]:
     ]
 
 
-def write(tr: Any, records: Iterable[Mapping[str, Any]], cache_line: str) -> None:
+def context_modes(records: Iterable[Mapping[str, Any]]) -> str:
+    """Which timing contexts produced these figures: fresh (isolated workers) and/or shared."""
+    modes = sorted(
+        {((r["extra_info"].get("timing") or {}).get("context") or {}).get("mode", "?") for r in records}
+        - {"?"}
+    )
+    return "+".join(modes) or "-"
+
+
+def write(
+    tr: Any, records: Iterable[Mapping[str, Any]], cache_line: str, timing_lines: Iterable[str] = ()
+) -> None:
     rows = sorted(records, key=sort_key)
     shown = [r for r in rows if r["status"] != "skipped"]
     skipped = [r for r in rows if r["status"] == "skipped"]
@@ -107,11 +118,13 @@ def write(tr: Any, records: Iterable[Mapping[str, Any]], cache_line: str) -> Non
     for line in fold_skips(skipped):
         tr.write_line(line)
     for label, lines in speedups(shown).items():
-        tr.write_sep("-", f"speed-up against {label} (same model, batch)")
+        tr.write_sep("-", f"speed-up against {label} (same model, batch; {context_modes(shown)} contexts)")
         for line in lines:
             tr.write_line(line)
     if notes:
         tr.write_sep("-", "validity and failures")
         for n in notes[:50]:
             tr.write_line(f"  {n}")
+    for line in timing_lines:
+        tr.write_line(line)
     tr.write_line(cache_line)

@@ -7,25 +7,23 @@ then assert the quality gates (a quality failure never loses the timing).
 from __future__ import annotations
 
 import dataclasses
-import gc
 import time
 import traceback
 from typing import Any
 
 import numpy as np
 import pytest
-import torch
 
 from pytest_trt.engines import registry as backends
 from pytest_trt.engines.protocol import BuildFailed, BuiltNotRunnable, Engine
 from pytest_trt.gate.runs import STATUSES
-from pytest_trt.hardware import jetson, telemetry
 from pytest_trt.measure import timing
 from pytest_trt.models import pruning, zoo
 from pytest_trt.models.user_data import UserDataError
 from pytest_trt.plugin import records
 from pytest_trt.plugin.matrix import Case, Request
 from pytest_trt.plugin.session import TrtSession, engine_outputs
+from pytest_trt.plugin.timed import Sentinel, Timed, shared_context, time_engine
 from pytest_trt.quality import gates, judge, pruning_loss
 
 
@@ -156,52 +154,31 @@ class TrtRun:
 
     # -- timing --------------------------------------------------------------------------------
     def measure(self) -> timing.Measurement:
-        s = self.settings
-        eng = self.engine
-        base = self.session.fp32_outputs(self.case)
-        feed = eng.make_feed(base.samples.cycled(self.case.batch))
-        cfg = timing.TimingConfig(
-            warmup_s=s.warmup,
-            warmup_min=s.warmup_iters,
-            warmup_fraction=s.warmup_fraction,
-            dataset_size=len(base.samples),
-            min_rounds=s.rounds,
-            min_time_s=s.min_time,
-            max_time_s=max(s.max_time, s.min_time),
-            target_ci=s.target_ci,
-            e2e_rounds=s.e2e_rounds,
-            cuda_graph=s.cuda_graph,
+        """Time the case (in its engine's isolated worker where the session has one), then record it."""
+        sess, eng = self.session, self.engine
+        quick = timing.is_quick(self.benchmark)
+        timed = self._timed(eng, quick)
+        sess.timed_ids.append(self.case.id)
+        timing.record(self.benchmark, timed.measurement, quick)
+        self.measurement = timed.measurement
+        self.record["extra_info"].update(timed.section)
+        self.record["extra_info"]["timing"]["context"] = timed.context
+        if timed.async_throughput is not None:
+            self.record["extra_info"]["throughput"]["async"] = timed.async_throughput
+        if sess.sentinel is None and not quick:
+            sess.sentinel = Sentinel(self.case, self.req, timed.measurement)
+        return timed.measurement
+
+    def _timed(self, eng: Engine, quick: bool, fresh: bool = False) -> Timed:
+        sess = self.session
+        iso = sess.isolation
+        if iso is not None and iso.takes(eng):
+            return iso.time(self.case, self.req, quick, fresh=fresh)
+        timed = time_engine(
+            self.settings, self.case, eng, sess.fp32_outputs(self.case).samples, quick, sess.on_jetson
         )
-        dev_index = s.device.index if s.device.is_cuda else None
-        if s.device.is_cuda:
-            # Memory "during inference" must not include what the baseline or quality pass left cached.
-            gc.collect()
-            torch.cuda.synchronize(s.device.torch)
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats(s.device.torch)
-        # On Jetson, NVML is largely absent and memory is unified: tegrastats (or /proc/meminfo) is the source.
-        tegra = jetson.TegraSampler().start() if self.session.on_jetson else None
-        try:
-            with telemetry.sampling(dev_index) as sampler:
-                m = timing.measure(eng, feed, cfg, self.benchmark)
-        finally:
-            if tegra is not None:
-                tegra.stop()
-        inferences = (len(m.model_s) + len(m.e2e_s) + m.warmup_iterations) * self.case.batch
-        tel = sampler.summary(inferences)
-        if s.device.is_cuda:
-            tel["torch_peak_allocated_mb"] = torch.cuda.max_memory_allocated(s.device.torch) / 2**20
-        if tegra is not None:
-            tel.update(jetson.merge_into_telemetry(tegra.summary(inferences), tel))
-        self.measurement = m
-        self.record["extra_info"].update(
-            records.timing_section(m, cfg, self.case.batch, tel, eng.info, s.valid_ci)
-        )
-        # an engine's own throughput mode (OpenVINO's async requests), for the throughput comparison
-        thr = eng.async_throughput(feed, min(2.0, cfg.max_time_s))
-        if thr is not None:
-            self.record["extra_info"]["throughput"]["async"] = thr
-        return m
+        timed.context = shared_context(sess, eng)
+        return timed
 
     def run(self) -> dict[str, Any]:
         """The standard benchmark body: evaluate quality, measure, record, then assert the gates."""
