@@ -208,6 +208,7 @@ def test_a_configuration_times_the_same_first_and_after_another_precision(
     record_property("fp16_first_ms", first)
     record_property("fp16_after_fp32_ms", later)
     record_property("context", after["fp16"]["extra_info"]["timing"]["context"])
+    print(f"fp16 first {first:.4f} ms, after fp32 {later:.4f} ms ({later / first - 1:+.2%})")
     assert abs(later / first - 1) <= 0.01, (
         f"ResNet50 fp16 b1: {first:.4f} ms first in its session, {later:.4f} ms after fp32 "
         f"({later / first - 1:+.1%}; timing context {after['fp16']['extra_info']['timing']['context']['mode']})"
