@@ -213,7 +213,7 @@ def mechanism(out_path: str) -> None:
         json.dump(rows, f, indent=1)
 
 
-def main(out_path: str, repeats: int = 2) -> None:
+def main(out_path: str, repeats: int = 2, weights_only: bool = False) -> None:
     """Every result is written as soon as it exists: a run stopped at its time limit keeps what it had."""
     t0 = time.time()
     order: list[dict[str, Any]] = []
@@ -227,7 +227,7 @@ def main(out_path: str, repeats: int = 2) -> None:
                 indent=1,
             )
 
-    for _ in range(repeats):
+    for _ in range(repeats if not weights_only else 0):
         for name in list(PRELUDES)[:9]:
             order.append(_spawn("order", name))
             print(name, order[-1].get("fp16_b1_graph_ms"), order[-1].get("error", "")[-300:], flush=True)
@@ -261,5 +261,7 @@ if __name__ == "__main__":
             print(json.dumps(child_weights(sys.argv[3], sys.argv[4], int(sys.argv[5]))))
     elif len(sys.argv) > 2 and sys.argv[2] == "mechanism":
         mechanism(sys.argv[1])
+    elif len(sys.argv) > 2 and sys.argv[2] == "weights":
+        main(sys.argv[1], weights_only=True)
     else:
         main(sys.argv[1])
