@@ -48,3 +48,31 @@ def test_speedups_name_the_baseline_they_compare_with() -> None:
     assert "  m-torch-fp16-dynamic-b8-opt3: 4.00x; p99/p50 -" in out["torch fp32 eager"]
     assert "  m-torch-fp16-dynamic-b8-opt3: 2.00x; p99/p50 -" in out["torch fp32 + CUDA graph"]
     assert "  m-torch-fp32-dynamic-b8-opt3: 2.00x; p99/p50 -" in out["torch fp32 eager"]
+
+
+def _timed_rec(backend: str, precision: str, thr: float, mode: str = "fresh") -> dict[str, Any]:
+    ei = {
+        "backend": backend,
+        "model": "m",
+        "batch": 1,
+        "hw": None,
+        "profile": "dynamic",
+        "precision": precision,
+    }
+    ei |= {"throughput_samples_per_s": thr, "timing": {"context": {"mode": mode}}}
+    return {"id": f"m-{backend}-{precision}", "status": "ok", "extra_info": ei}
+
+
+def test_lower_precisions_are_compared_with_their_own_backends_fp32() -> None:
+    rows = [
+        _timed_rec("torch", "fp32", 100.0),
+        _timed_rec("torch", "fp16", 150.0),
+        _timed_rec("onnxruntime", "int8", 80.0),
+    ]
+    assert summary.precision_speedups(rows) == ["  m-torch-fp16: 1.50x its backend's fp32"]
+
+
+def test_the_summary_names_the_timing_contexts_that_produced_the_figures() -> None:
+    assert summary.context_modes(
+        [_timed_rec("torch", "fp32", 1.0), _timed_rec("onnxruntime", "fp32", 1.0, "shared")]
+    ) == ("fresh+shared")

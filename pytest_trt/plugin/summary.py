@@ -83,6 +83,26 @@ def fold_skips(records: Iterable[Mapping[str, Any]]) -> list[str]:
     ]
 
 
+def precision_speedups(records: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Each backend's lower precisions against its own fp32 (same model, batch, resolution, profile)."""
+    rows = list(records)
+    fp32 = {
+        (ei["backend"], ei["model"], ei["batch"], ei.get("hw"), ei.get("profile")): ei[
+            "throughput_samples_per_s"
+        ]
+        for ei in (r["extra_info"] for r in rows)
+        if ei.get("precision") == "fp32" and ei.get("throughput_samples_per_s")
+    }
+    out = []
+    for r in rows:
+        ei = r["extra_info"]
+        key = (ei.get("backend"), ei.get("model"), ei.get("batch"), ei.get("hw"), ei.get("profile"))
+        base, thr = fp32.get(key), ei.get("throughput_samples_per_s")
+        if ei.get("precision") != "fp32" and base and thr:
+            out.append(f"  {r['id']}: {thr / base:.2f}x its backend's fp32")
+    return out
+
+
 def context_modes(records: Iterable[Mapping[str, Any]]) -> str:
     """Which timing contexts produced these figures: fresh (isolated workers) and/or shared."""
     modes = sorted(
@@ -120,6 +140,11 @@ def write(
     for label, lines in speedups(shown).items():
         tr.write_sep("-", f"speed-up against {label} (same model, batch; {context_modes(shown)} contexts)")
         for line in lines:
+            tr.write_line(line)
+    by_precision = precision_speedups(shown)
+    if by_precision:
+        tr.write_sep("-", f"precision speed-up per backend ({context_modes(shown)} contexts)")
+        for line in by_precision:
             tr.write_line(line)
     if notes:
         tr.write_sep("-", "validity and failures")
