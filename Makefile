@@ -15,6 +15,9 @@ $(BIN)/activate:
 
 venv: $(BIN)/activate
 	$(BIN)/python -m pip install -q -e '.[dev,rtx,modelopt]'
+	@# trained ONNX models from outside the project (PP-OCRv4 text detector and recognizer) for the verdict
+	@# tests: only the package's model files are used, so its own dependencies are not installed
+	$(BIN)/python -m pip install -q --no-deps 'rapidocr-onnxruntime==1.4.4'
 
 bench: venv
 	mkdir -p $(dir $(BENCH_JSON))

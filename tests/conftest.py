@@ -59,6 +59,10 @@ def fast_args(cache: Path, *extra: str) -> list[str]:
         "no:cacheprovider",
         f"--trt-cache-dir={cache}",
         "--trt-device=cpu",
+        # In-process runs share this test process, whose CPU thread pools are already started: timing
+        # workers forked from it would hang (they detect it and fall back, after a 10 s check). Isolation
+        # itself is tested in fresh processes (tests/test_isolation.py, tests/test_outside_models.py).
+        "--trt-isolate=off",
         "--trt-rounds=5",
         "--trt-min-time=0",
         "--trt-target-ci=0",

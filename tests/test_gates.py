@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
-from pytest_trt.quality import gates, metrics
+from pytest_trt.quality import gate_names, gates, metrics
 
 
 def test_parse_and_overrides() -> None:
@@ -90,3 +92,51 @@ def test_user_gates_apply_with_random_weights() -> None:
     judged = gates.evaluate(gates.gates_for("fp16", user), q, trained=False, reference=True)
     close = next(r for r in judged if r.gate.metric == "closeness@0.1")
     assert close.gate.user and close.skipped_reason is None and not close.passed
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        ("fp32:closenes@0.1>=99", "did you mean closeness@0.1"),
+        ("fp32:closeness@0.3>=99.999", "closeness is computed at f = 0.005, 0.01, 0.1, 0.2, 0.5, 1"),
+        ("fp64:cosine_min>=0.9", "a gate names one of fp32, fp16, bf16, int8, tf32 or '*'"),
+    ],
+    ids=["misspelt-metric", "fraction-never-computed", "unknown-precision"],
+)
+def test_a_gate_that_could_never_apply_is_refused_naming_the_valid_ones(line: str, says: str) -> None:
+    with pytest.raises(gates.GateSyntaxError, match=re.escape(says)):
+        gates.parse_overrides([line])
+
+
+def test_every_metric_a_default_gate_names_is_gateable() -> None:
+    for precision in gate_names.GATE_CLASSES:
+        for g in gates.gates_for(precision):
+            gate_names.check(precision, g.metric)
+
+
+def test_a_users_gate_on_a_metric_this_output_lacks_appears_as_not_applied() -> None:
+    q = {"closeness": {"0.1": 100.0}, "errors": {}, "reference": {}}
+    user = gates.parse_overrides(["*:top1_agreement>=0.99"])
+    judged = gates.evaluate(user["*"], q, trained=True)
+    assert [r.gate.metric for r in judged] == ["top1_agreement"]
+    assert judged[0].skipped_reason and "no such metric" in judged[0].skipped_reason
+
+
+def test_a_closeness_gate_on_an_all_zero_baseline_is_replaced_by_an_absolute_error_gate() -> None:
+    base = np.zeros((2, 16))
+    for out, passes in ((base + 1e-9, True), (base + 0.5, False)):
+        q = metrics.quality("generic", base, out)
+        q["gate_class"] = "fp32"
+        judged = gates.evaluate([gates.Gate.parse("closeness@0.01>=99")], q, trained=True)
+        assert [r.gate.metric for r in judged] == ["min_atol"] and judged[0].passed is passes
+        assert "all zero" in judged[0].hint
+
+
+def test_sample_identity_stands_aside_where_the_reference_cannot_tell_samples_apart() -> None:
+    rule = [gates.Gate.parse("sample_identity>=1")]
+    blind = {"errors": {}, "reference": {"sample_identity": 0.125, "sample_identity_required": 0.375}}
+    judged = gates.evaluate(rule, blind, trained=True, reference=True)
+    assert judged[0].passed and "tells only 38% of the samples apart" in (judged[0].skipped_reason or "")
+    sharp = {"errors": {}, "reference": {"sample_identity": 0.875, "sample_identity_required": 1.0}}
+    judged = gates.evaluate(rule, sharp, trained=True, reference=True)
+    assert not judged[0].passed and judged[0].skipped_reason is None  # a mix-up the reference can see fails

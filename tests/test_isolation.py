@@ -152,3 +152,24 @@ def test_a_shared_session_names_what_ran_before_each_case(tmp_path: Path, shared
     last = next(c for c in data["cases"] if c["id"] == order[-1])["extra_info"]["timing"]["context"]
     assert last["mode"] == "shared" and last["ran_before_count"] == len(order) - 1
     assert "shared" in data["stdout"] or "in this process" in data["stdout"]
+
+
+def test_a_worker_stuck_in_a_thread_pool_the_session_started_is_detected_not_waited_for() -> None:
+    """torch's OpenMP pool started in this process before the fork: a worker's parallel CPU operation
+    would hang for ever.  The health check ends it within its alarm, and the session can time itself."""
+    import time
+
+    import torch
+
+    from pytest_trt.plugin import timed
+
+    torch.randn(1 << 20).exp_()  # start the pool here, as an earlier in-process run would have
+    server = ForkServer(timed._serve)
+    try:
+        worker = server.open()
+        t0 = time.perf_counter()
+        with pytest.raises(WorkerError, match="signal 14"):
+            worker.run("health")
+        assert time.perf_counter() - t0 < timed.HEALTH_SECONDS + 5
+    finally:
+        server.close()

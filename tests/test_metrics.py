@@ -131,3 +131,57 @@ def test_cosine_edge_cases() -> None:
     assert metrics.cosine(np.zeros(3), np.zeros(3)) == 1.0
     assert np.isnan(metrics.cosine(np.array([1.0, np.nan]), np.array([1.0, 2.0])))
     assert list(itertools.islice(metrics.CLOSENESS_FRACTIONS, 2)) == [0.005, 0.01]
+
+
+def test_closeness_scale_is_the_p90_where_most_values_matter() -> None:
+    base = np.linspace(1.0, 2.0, 100)
+    scale, kind = metrics.closeness_scale(base)
+    assert kind == "p90_abs" and scale == pytest.approx(np.percentile(base, 90))
+
+
+def test_a_softmax_over_many_classes_is_measured_against_its_significant_values() -> None:
+    """6,625-way probabilities: p90 over all of them is ~1e-6 of the peak; 'within 10 % of that' would
+    demand bit-identical outputs from an honest fp16 engine."""
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 1, (8, 40, 6625))
+    logits[..., 0] += 14.0  # a confident prediction per time step, as a trained recognizer makes
+    probs = np.exp(logits - logits.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    scale, kind = metrics.closeness_scale(probs)
+    assert kind == "p90_abs_significant" and scale > 100 * metrics.p90_abs(probs)
+    honest = probs * (1 + rng.normal(0, 1e-3, probs.shape))  # fp16-sized rounding
+    assert metrics.closeness(probs, honest)["0.1"] >= 99.9
+    noisy = probs + rng.normal(0, 0.2 * scale, probs.shape)
+    assert metrics.closeness(probs, noisy)["0.1"] < 99  # a corruption on the scale that matters still fails
+
+
+@pytest.mark.parametrize("base", [np.zeros((4, 8)), np.full((4, 8), np.nan)], ids=["all-zero", "nan"])
+def test_a_baseline_without_scale_is_reported_degenerate(base: np.ndarray) -> None:
+    scale, kind = metrics.closeness_scale(base)
+    assert scale == 0.0 and kind.startswith("degenerate")
+    assert metrics.closeness(base, base + 1e-9)["1"] == 0.0  # no scale: only exact equality would count
+
+
+def test_a_near_zero_sample_is_scored_by_its_error_not_an_unstable_cosine() -> None:
+    rng = np.random.default_rng(1)
+    base = rng.normal(size=(5, 100))
+    base[2] *= 1e-9  # a picture without text: its map is ~0
+    honest = base + rng.normal(0, 1e-7, base.shape)  # fp32 noise: a random direction on the ~0 sample
+    e = metrics.embedding(base, honest)
+    assert e["near_zero_samples"] == 1 and e["cosine_min"] > 0.9999
+    broken = honest.copy()
+    broken[2] = base[0]  # a large output where the baseline has none
+    assert metrics.embedding(base, broken)["cosine_min"] < 0.5
+
+
+def test_the_identity_an_engine_owes_is_what_the_reference_itself_achieves() -> None:
+    rng = np.random.default_rng(2)
+    alike = np.repeat(rng.normal(size=(1, 50)), 8, axis=0) + rng.normal(
+        0, 1e-6, (8, 50)
+    )  # inputs mapped alike
+    ref = alike + rng.normal(0, 1e-4, alike.shape)  # the recipe's rounding exceeds their differences
+    res = metrics.against_reference(alike, ref, ref, floor=1e-3, task="generic", trained=True)
+    assert res["sample_identity_required"] == res["ref_sample_identity_vs_fp32"] < 1
+    distinct = rng.normal(size=(8, 50))
+    res = metrics.against_reference(distinct, distinct, distinct, floor=1e-3, task="generic", trained=True)
+    assert res["sample_identity_required"] == 1.0

@@ -437,5 +437,20 @@ def test_external_data_is_cached_by_content_not_path(
     r.stdout.fnmatch_lines(["*onnx-qdq-int8: 0 built, * reused*onnx-user-static: 0 built, 1 reused*"])
     (moved / "big.weights").unlink()
     r = pytester.runpytest(*args, f"--trt-onnx={moved / 'big.onnx'}")
-    r.assert_outcomes(errors=1)
-    r.stdout.fnmatch_lines(["*external data files that are missing*big.weights*"])
+    assert (
+        r.ret == pytest.ExitCode.USAGE_ERROR
+    )  # an unreadable --trt-onnx file stops the run before it starts
+    r.stderr.fnmatch_lines(["*external data files that are missing*big.weights*"])
+
+
+@pytest.mark.parametrize("content", [None, b"not an onnx model"], ids=["missing", "garbage"])
+def test_an_unreadable_onnx_file_is_a_usage_error_before_anything_runs(
+    pytester: pytest.Pytester, tmp_path: Path, content: bytes | None
+) -> None:
+    path = tmp_path / "model.onnx"
+    if content is not None:
+        path.write_bytes(content)
+    r = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--trt-device=cpu", f"--trt-onnx={path}")
+    assert r.ret == pytest.ExitCode.USAGE_ERROR
+    r.stderr.fnmatch_lines([f"*--trt-onnx {path}*"])
+    assert "passed" not in r.stdout.str() and "error" not in r.stdout.str().lower()

@@ -54,6 +54,7 @@ class Graph:
     outputs: tuple[GraphTensor, ...]
     external: tuple[Path, ...]  # external data files, in the graph's order
     int_ranges: Mapping[str, tuple[int, int]]  # integer inputs used as Gather indices -> [0, table size)
+    output_kinds: tuple[str, ...] = ()  # per output: probability | integer | values (output_kinds())
 
     def describe_inputs(self) -> str:
         return "; ".join(t.describe() for t in self.inputs)
@@ -75,6 +76,38 @@ def _tensors(values: Any) -> tuple[GraphTensor, ...]:
                 dims.append(d.dim_param or None)
         out.append(GraphTensor(v.name, dtype, tuple(dims)))
     return tuple(out)
+
+
+# ops that pass a tensor's values through unchanged in kind (a probability stays a probability)
+_PASS_THROUGH = {
+    "Identity",
+    "Reshape",
+    "Transpose",
+    "Squeeze",
+    "Unsqueeze",
+    "Flatten",
+    "Slice",
+    "Gather",
+    "Concat",
+}
+_PROBABILITY = {"Sigmoid", "Softmax", "HardSigmoid"}
+
+
+def output_kinds(model: onnx.ModelProto, outputs: tuple[GraphTensor, ...]) -> tuple[str, ...]:
+    """What each output holds, read from the graph: ``probability`` (made by a Sigmoid or Softmax, maybe
+    through reshapes: values in [0, 1], where closeness is relative to that range), ``integer`` (labels,
+    indices) or ``values`` (logits, features, regression fields)."""
+    producer = {o: n for n in model.graph.node for o in n.output}
+    kinds = []
+    for t in outputs:
+        if not t.dtype.startswith(("float", "bfloat")):
+            kinds.append("integer")
+            continue
+        node, seen = producer.get(t.name), 0
+        while node is not None and node.op_type in _PASS_THROUGH and node.input and seen < 32:
+            node, seen = producer.get(node.input[0]), seen + 1
+        kinds.append("probability" if node is not None and node.op_type in _PROBABILITY else "values")
+    return tuple(kinds)
 
 
 def _gather_ranges(model: onnx.ModelProto, names: set[str]) -> dict[str, tuple[int, int]]:
@@ -137,12 +170,14 @@ def read_graph(path: Path | str) -> Graph:
     inputs = _tensors([i for i in model.graph.input if i.name not in inits])
     if not inputs:
         raise OnnxModelError(f"ONNX file {p} has no inputs to feed")
+    outputs = _tensors(model.graph.output)
     return Graph(
         p,
         inputs,
-        _tensors(model.graph.output),
+        outputs,
         external,
         _gather_ranges(model, {i.name for i in inputs}),
+        output_kinds(model, outputs),
     )
 
 
@@ -297,6 +332,7 @@ def spec_for_onnx(
         extra_inputs=tuple(specs[1:]),
         onnx_path=str(graph.path),
         output_names=tuple(t.name for t in graph.outputs),
+        output_kinds=graph.output_kinds,
         user=True,
         **facts,
     )

@@ -40,6 +40,7 @@ class ModelSpec:
     extra_inputs: tuple[InputSpec, ...] = ()  # inputs after the first, in forward/graph order
     onnx_path: str | None = None  # the model *is* this ONNX file: no PyTorch module behind it
     output_names: tuple[str, ...] = ()  # names for the exported outputs (default: output_name)
+    output_kinds: tuple[str, ...] = ()  # per output: probability | integer | values (default: values)
     fixed_batch: int | None = None  # the graph's batch axis is fixed at this size
     batch_range: tuple[int, int, int] | None = None  # its own dynamic batch profile (min/opt/max shapes)
     batches: tuple[int, ...] | None = None  # its own default batch sizes (a batch in --trt-shapes)

@@ -317,9 +317,8 @@ def register_onnx_files(
             continue
         try:
             graph = read_graph(path)
-        except OnnxModelError as exc:
-            _problem(label, f"--trt-onnx {item}: {exc}", origin, ("cli",))
-            continue
+        except OnnxModelError as exc:  # like a missing test path: a usage error before anything runs
+            raise ModelDeclarationError(f"--trt-onnx {item}: {exc}") from None
         graphs.append(graph)
         own = {n for t in graph.inputs for n in [t.name]}
         try:

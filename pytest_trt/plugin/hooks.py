@@ -69,6 +69,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.hook.pytest_trt_register_backends(register=backends.register)
     settings = resolve(config)  # UsageError -> pytest exits 4 with the message
     config.stash[SETTINGS_KEY] = settings
+    config.pluginmanager.register(_BeforeResultFiles(), "pytest-trt-before-result-files")
     if settings.baseline is not None:
         config.stash[RULE_KEY] = _baseline_rule(config)
     if settings.onnx_files:
@@ -86,9 +87,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _isolating(config: pytest.Config) -> bool:
-    """Timing workers for this session? Not for a collection only, nor without a GPU."""
+    """Timing workers for this session? Not for a collection only."""
     s = config.stash[SETTINGS_KEY]
-    wanted = s.isolate == "on" or (s.isolate == "auto" and s.device.is_cuda)
+    wanted = s.isolate == "on" or (s.isolate == "gpu" and s.device.is_cuda)
     return wanted and not config.option.collectonly
 
 
@@ -194,12 +195,9 @@ def _timing_lines(config: pytest.Config) -> list[str]:
 def _timing_mode(config: pytest.Config) -> str:
     s = config.stash[SETTINGS_KEY]
     if _isolating(config):
-        return (
-            "isolated: each GPU engine in a worker whose CUDA context ran nothing before it (--trt-isolate)"
-        )
-    if s.device.is_cuda and s.isolate == "off":
-        return "shared: every case in this process, after whatever ran before it (--trt-isolate off)"
-    return "in this process (host engines)"
+        which = "every engine" if s.isolate == "on" else "each GPU engine (host engines in this process)"
+        return f"isolated: {which} timed in a worker that ran nothing before it (--trt-isolate {s.isolate})"
+    return "shared: every case timed in this process, after whatever ran before it (--trt-isolate off)"
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -408,26 +406,34 @@ def pytest_benchmark_update_json(
         )
 
 
-@pytest.hookimpl(hookwrapper=True, tryfirst=True)
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Generator[None, Any, Any]:
-    """Before any result file is written (pytest-benchmark writes its own in this hook too): the
-    sentinel's second timing, then the timing workers end."""
-    sess = session.config.stash.get(SESSION_KEY, None)
-    if sess is not None and sess.sentinel is not None and exitstatus != pytest.ExitCode.INTERRUPTED:
-        from pytest_trt.plugin.timed import check_sentinel
+class _BeforeResultFiles:
+    """Registered as its own plugin: runs ahead of every ``pytest_sessionfinish`` (pytest-benchmark
+    writes its JSON in a wrapper there): the sentinel's second timing, then the timing workers end."""
 
-        check_sentinel(sess)
-    if sess is not None and sess.isolation is not None:
-        sess.isolation.close()
-    yield
-    _finish(session)
+    @pytest.hookimpl(hookwrapper=True, tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> Generator[None, Any, Any]:
+        sess = session.config.stash.get(SESSION_KEY, None)
+        if sess is not None and sess.sentinel is not None and exitstatus != pytest.ExitCode.INTERRUPTED:
+            from pytest_trt.plugin.timed import check_sentinel
+
+            check_sentinel(sess)
+        if sess is not None and sess.isolation is not None:
+            sess.isolation.close()
+        yield
 
 
-def _finish(session: pytest.Session) -> None:
+def nothing_measured(sess: TrtSession) -> bool:
+    """Every case was skipped: no timing, no build, no verdict (a run like that must not look green)."""
+    return bool(sess.records) and all(r["status"] in ("skipped", "pending") for r in sess.records.values())
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     sess = config.stash.get(SESSION_KEY, None)
     if sess is None or (hasattr(config, "workerinput") and not sess.records):
         return
+    if nothing_measured(sess) and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED  # 5: nothing was measured
     s = sess.settings
     if s.json_path is not None:
         from pytest_trt.hardware import telemetry
@@ -465,6 +471,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         f"pytest-trt cache ({sess.cache.root}): {sess.cache.stats.summary()}",
         _timing_lines(config),
     )
+    if nothing_measured(sess) and not hasattr(config, "workerinput"):
+        tr.write_line(
+            f"pytest-trt: nothing was measured: all {len(sess.records)} cases were skipped (the reasons are "
+            "above); exit code 5",
+            red=True,
+        )
     verdicts = config.stash.get(_GATE_KEY, None)
     if verdicts:
         from pytest_trt.gate import compare

@@ -25,6 +25,7 @@ from pytest_trt.plugin import parsers as P
 
 PROFILES = ("static", "dynamic")
 TRISTATE = ("auto", "on", "off")
+ISOLATE = ("on", "gpu", "off")
 ONNX_TASKS = ("generic", "classification", "segmentation", "regression", "embedding")
 DEFAULT_COMPUTE_CAPABILITY = "8.9"  # Ada: built ahead of time where no GPU is visible
 
@@ -351,12 +352,13 @@ OPTIONS: tuple[Opt, ...] = (
     ),
     Opt(
         "isolate",
-        "time each GPU engine in a worker process whose CUDA context ran nothing before it (auto: on where "
-        "there is a GPU; off: in the session's process, after whatever ran there)",
+        "time each engine in a worker process that ran nothing before it: on (default; every engine), gpu "
+        "(GPU engines only, host engines in the session's process), off (everything in the session's "
+        "process, after whatever ran there)",
         "str",
-        TRISTATE,
-        parse=P.one_of(TRISTATE),
-        default="auto",
+        ISOLATE,
+        parse=P.one_of(ISOLATE),
+        default="on",
     ),
     Opt(
         "typing",

@@ -1,10 +1,10 @@
 """Timing one case, where its figure means what a deployment would see.
 
-``--trt-isolate on`` (the default on a GPU): every GPU engine is timed in a worker forked before the
-session touched CUDA (:mod:`pytest_trt.measure.isolation`), one worker per engine, reused for that
-engine's batch sizes; the worker rebuilds the engine from the cache and its context runs nothing else.
-``off``: timed in the session's process, after whatever ran there.  Host engines (onnxruntime and
-OpenVINO on the CPU) are timed in the session's process either way.  Every result says which in
+``--trt-isolate on`` (the default): every engine is timed in a worker forked before the session touched
+CUDA (:mod:`pytest_trt.measure.isolation`), one worker per engine, reused for that engine's batch sizes;
+the worker rebuilds the engine from the cache and runs nothing else.  ``gpu``: GPU engines only, host
+engines (onnxruntime and OpenVINO on the CPU) in the session's process.  ``off``: everything in the
+session's process, after whatever ran there.  Every result says which in
 ``timing.context``.  The session's *sentinel* times its first timed case again at the end: a drift past
 the run's own noise marks every result invalid, naming the drift.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import signal
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -104,7 +105,24 @@ class _WorkerState:
     ran: list[str] = []  # noqa: RUF012 - one list per worker process, which owns this class's state
 
 
-def _serve(job: Job) -> Timed:
+HEALTH_SECONDS = 10  # a worker that cannot finish a small parallel CPU operation in this long is stuck
+
+
+def _healthy() -> bool:
+    """A worker's first job: run one parallel CPU operation under an alarm.  A process that had started
+    an OpenMP thread pool before it forked the server (torch on the CPU, in a conftest or an earlier
+    in-process run) leaves its workers hanging in that pool; the alarm's default action ends such a
+    worker, and the session then times in its own process, saying why."""
+    signal.alarm(HEALTH_SECONDS)
+    torch.randn(1 << 20).exp_()  # above torch's grain size: runs in the OpenMP pool
+    signal.alarm(0)
+    return True
+
+
+def _serve(job: Job | str) -> Timed | bool:
+    if job == "health":
+        return _healthy()
+    assert isinstance(job, Job)
     """Runs in a worker: build the engine from the cache, time it, say what the context ran before."""
     sess = _WorkerState.session
     assert sess is not None
@@ -126,6 +144,7 @@ class Isolation:
 
     def __init__(self, session: TrtSession) -> None:
         self.reason: str | None = None
+        self._checked = False
         self.server: ForkServer | None = None
         self._worker: tuple[tuple[Any, ...], Worker] | None = None
         if torch.cuda.is_initialized():  # a forked child could not use CUDA: say why, time as before
@@ -135,23 +154,41 @@ class Isolation:
         _WorkerState.session = session
         self.server = ForkServer(_serve)
 
+    def _check(self, worker: Worker) -> bool:
+        """The first worker's health check (see :func:`_healthy`); on failure isolation ends here."""
+        self._checked = True
+        try:
+            worker.run("health")
+        except WorkerError as exc:
+            self.reason = (
+                "a timing worker hung in a CPU thread pool (OpenMP) that this process had started before "
+                f"forking its timing server ({exc}); timed in this process instead"
+            )
+            self._worker = None
+            self.close()
+            return False
+        return True
+
     @property
     def active(self) -> bool:
         return self.server is not None
 
     def takes(self, eng: Engine) -> bool:
-        """GPU engines always; host engines too with ``--trt-isolate on``."""
+        """GPU engines always; host engines too unless ``--trt-isolate gpu``."""
         assert _WorkerState.session is not None
         return self.active and (eng.device.is_cuda or _WorkerState.session.settings.isolate == "on")
 
-    def time(self, case: Case, req: Request, quick: bool, fresh: bool = False) -> Timed:
-        """Time ``case`` in the worker of its engine (a new one when the engine changes, or ``fresh``)."""
+    def time(self, case: Case, req: Request, quick: bool, fresh: bool = False) -> Timed | None:
+        """Time ``case`` in the worker of its engine (a new one when the engine changes, or ``fresh``);
+        None where workers cannot run here (``reason`` then says why, and the session times itself)."""
         assert self.server is not None
         group = case.engine_group
         if fresh or self._worker is None or self._worker[0] != group:
             self.end_worker()
             t0 = time.perf_counter()
             self._worker = (group, self.server.open())
+            if not self._checked and not self._check(self._worker[1]):
+                return None
             started_s = time.perf_counter() - t0
         else:
             started_s = 0.0
@@ -184,8 +221,8 @@ SHARED_HISTORY = 20  # how many earlier cases a shared-context result lists by n
 
 def shared_context(sess: TrtSession, eng: Engine) -> dict[str, Any]:
     """``timing.context`` of a case timed in the session's own process."""
-    if not eng.device.is_cuda and sess.settings.isolate != "off":
-        why = "host engine: timed in the session's process (--trt-isolate on isolates host engines too)"
+    if not eng.device.is_cuda and sess.settings.isolate == "gpu":
+        why = "host engine: timed in the session's process (--trt-isolate gpu)"
     elif sess.isolation is None:
         why = "--trt-isolate off"
     else:
@@ -248,8 +285,11 @@ def check_sentinel(sess: TrtSession) -> dict[str, Any] | None:
     case, req = sentinel.case, sentinel.req
     try:
         eng = sess.engine(case, req)
+        timed = None
         if sess.isolation is not None and sess.isolation.takes(eng):
-            again = sess.isolation.time(case, req, quick=False, fresh=True)
+            timed = sess.isolation.time(case, req, quick=False, fresh=True)
+        if timed is not None:
+            again = timed
         else:
             samples = sess.fp32_outputs(case).samples
             again = time_engine(sess.settings, case, eng, samples, False, sess.on_jetson)

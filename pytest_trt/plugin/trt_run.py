@@ -103,6 +103,7 @@ class TrtRun:
             labels=labels,
             trained=trained,
             sections={"sparsity": pruned} if pruned else None,
+            kinds=self.spec.output_kinds,
         )
         q = verdict.quality
         q["data"] = {
@@ -148,7 +149,10 @@ class TrtRun:
         marker = self.request.node.get_closest_marker("trt_quality")
         if marker is not None:
             for prec, exprs in marker.kwargs.items():
-                parsed = [dataclasses.replace(gates.Gate.parse(e), user=True) for e in _listify(exprs)]
+                try:
+                    parsed = gates.parse_overrides(f"{prec}:{e}" for e in _listify(exprs))[prec]
+                except gates.GateSyntaxError as exc:
+                    raise pytest.UsageError(f"@pytest.mark.trt_quality: {exc}") from None
                 overrides[prec] = [*overrides.get(prec, []), *parsed]
         return overrides
 
@@ -173,7 +177,9 @@ class TrtRun:
         sess = self.session
         iso = sess.isolation
         if iso is not None and iso.takes(eng):
-            return iso.time(self.case, self.req, quick, fresh=fresh)
+            timed = iso.time(self.case, self.req, quick, fresh=fresh)
+            if timed is not None:
+                return timed
         timed = time_engine(
             self.settings, self.case, eng, sess.fp32_outputs(self.case).samples, quick, sess.on_jetson
         )

@@ -161,7 +161,14 @@ def parse_overrides(lines: Iterable[str]) -> dict[str, list[Gate]]:
             raise GateSyntaxError(
                 f"--trt-gate {line!r}: expected PRECISION:GATE, e.g. 'int8:closeness@1>=90'"
             )
-        out.setdefault(prec.strip(), []).append(dataclasses.replace(Gate.parse(expr), user=True))
+        gate = dataclasses.replace(Gate.parse(expr), user=True)
+        from pytest_trt.quality import gate_names  # computes its metric list once, on first use
+
+        try:
+            gate_names.check(prec.strip(), gate.metric)
+        except gate_names.UnknownGate as exc:
+            raise GateSyntaxError(f"--trt-gate {line!r}: {exc}") from None
+        out.setdefault(prec.strip(), []).append(gate)
     return out
 
 
@@ -289,10 +296,25 @@ def evaluate(
                 )
             )
             continue
+        scale_kind = (quality.get("closeness_scale") or {}).get("kind", "")
+        if g.metric.startswith("closeness@") and scale_kind.startswith("degenerate"):
+            results.append(_degenerate(g, quality, scale_kind))
+            continue
         value = lookup(quality, g.metric)
-        if value is None:
-            continue  # the metric does not exist for this task or data (e.g. accuracy without labels)
+        if value is None:  # the metric does not exist for this task or data (e.g. accuracy without labels)
+            if g.user:  # asked for: it appears, with why it could not apply here
+                why = "this output has no such metric (its task or data does not compute it)"
+                results.append(GateResult(g, None, g.value, True, skipped_reason=why))
+            continue
         required = g.value
+        own = lookup(quality, "sample_identity_required") if g.metric == "sample_identity" else None
+        if own is not None and own < 1 and not g.user:  # a mix-up cannot be told from honest rounding here
+            why = (
+                f"the reference itself tells only {own:.0%} of the samples apart (its outputs are nearer "
+                "to other samples' fp32 outputs): a mix-up cannot be told from rounding on these inputs"
+            )
+            results.append(GateResult(g, value, required, True, skipped_reason=why))
+            continue
         if g.relative:
             b = lookup(quality, g.metric, baseline=True)
             if b is None:
@@ -303,12 +325,36 @@ def evaluate(
             ok = False
         hint = ""
         if not ok and g.metric.startswith("closeness@") and base is not None and out is not None:
-            f = metrics.fraction_needed(base, out, required)
-            hint = f"; smallest f reaching {required:g}%: {f:.4g} (atol {f * metrics.p90_abs(base):.4g})"
+            cs = quality.get("closeness_scale") or {}
+            f = metrics.fraction_needed(base, out, required, cs.get("output_kind", "values"))
+            scale = float(cs.get("value") or 0.0)
+            hint = (
+                f"; smallest f reaching {required:g}%: {f:.4g} (atol {f * scale:.4g}, scale {cs.get('kind')})"
+            )
         elif not ok:
             hint = f"; a gate of {g.metric}{g.op}{value:.6g} would pass"
         results.append(GateResult(g, value, required, ok, hint=hint))
     return results
+
+
+# The absolute error an honest engine may leave on an all-zero (or otherwise scale-less) baseline, where
+# closeness has nothing to be relative to.
+DEGENERATE_ATOL = {"fp32": 1e-6, "tf32": 1e-4, "fp16": 1e-3, "bf16": 1e-2, "int8": 1e-2}
+
+
+def _degenerate(g: Gate, quality: Mapping[str, Any], kind: str) -> GateResult:
+    """A closeness gate on a baseline with no scale: replaced by an absolute-error gate, said so."""
+    precision = str(quality.get("gate_class") or "fp32")
+    atol = DEGENERATE_ATOL.get(precision, DEGENERATE_ATOL["fp32"])
+    value = lookup(quality, "min_atol")
+    ok = value is not None and value <= atol
+    return GateResult(
+        Gate("min_atol", "<=", atol, user=g.user),
+        value,
+        atol,
+        ok,
+        hint=f" (replaces {g}: the fp32 baseline is {kind.removeprefix('degenerate: ')}, closeness has no scale)",
+    )
 
 
 def failure_message(case_id: str, results: list[GateResult]) -> str | None:

@@ -38,10 +38,13 @@ def judge_output(
     exact: bool,
     output: str | None = None,
     sections: Mapping[str, Any] | None = None,
+    kind: str = "values",
 ) -> Verdict:
-    """Metrics and gate results of one output (``sections``: more metrics its gates may name)."""
-    q = metrics.quality(task, base, out, labels)
+    """Metrics and gate results of one output (``sections``: more metrics its gates may name; ``kind``:
+    what the output holds, e.g. ``probability`` for a Sigmoid/Softmax output)."""
+    q = metrics.quality(task, base, out, labels, kind=kind)
     q.update(sections or {})
+    q["gate_class"] = gate_class
     q["reference"] = dict(ref_info)
     if ref is not None:
         q["reference"].update(
@@ -53,6 +56,7 @@ def judge_output(
                 task=task,
                 trained=trained,
                 exact=exact,
+                kind=kind,
             )
         )
     q["reference"]["rule"] = [str(g) for g in gate_list if g.rule]
@@ -76,6 +80,7 @@ def judge(
     labels: np.ndarray | None,
     trained: bool,
     sections: Mapping[str, Any] | None = None,
+    kinds: Sequence[str] = (),
 ) -> Verdict:
     """Every output judged; the first output's quality is the result's, the others are under ``outputs``.
     ``sections`` (e.g. ``sparsity``) join the first output's quality before its gates are checked."""
@@ -104,6 +109,7 @@ def judge(
                 exact=ref.exact,
                 output=names[k] if several else None,
                 sections=sections if k == 0 else None,
+                kind=kinds[k] if k < len(kinds) else "values",
             )
         )
     q = verdicts[0].quality

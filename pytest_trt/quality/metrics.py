@@ -31,14 +31,45 @@ def p90_abs(base: np.ndarray) -> float:
     return float(np.percentile(b, 90)) if b.size else 0.0
 
 
+NEGLIGIBLE = 1e-3  # values below this share of the output's largest magnitude do not set its scale
+
+
+def closeness_scale(base: np.ndarray, kind: str = "values") -> tuple[float, str]:
+    """The magnitude closeness measures errors against, and what it is.
+
+    ``p90_abs``: the 90th percentile of |base| (the reference study's scale), where most values matter.
+    Where most are negligible (a sparse probability map, a softmax over thousands of classes: p90 there
+    is 1e-6 of the peak, and "within 10 % of it" would mean bit-identical), the 90th percentile of the
+    values that are not (``p90_abs_significant``).  An output the graph makes with a Sigmoid or Softmax
+    (``kind="probability"``) is measured against its range, 1: a text detector's map on a picture
+    without text is ~1e-7 everywhere, and its honest fp32 rounding is 10 % of that.  A baseline that is all zero, or has no finite value,
+    has no scale (``degenerate: ...``): closeness is then not computed and says so.
+    """
+    b = np.abs(_f64(base))
+    b = b[np.isfinite(b)]
+    if not b.size:
+        return 0.0, "degenerate: no finite value"
+    if kind == "probability":  # a Sigmoid/Softmax output: its range is [0, 1] whatever this batch holds
+        return 1.0, "probability range"
+    peak = float(b.max())
+    if peak == 0.0:
+        return 0.0, "degenerate: all zero"
+    p90 = float(np.percentile(b, 90))
+    if p90 >= NEGLIGIBLE * peak:
+        return p90, "p90_abs"
+    return float(np.percentile(b[b >= NEGLIGIBLE * peak], 90)), "p90_abs_significant"
+
+
 def closeness(
-    base: np.ndarray, out: np.ndarray, fractions: Sequence[float] = CLOSENESS_FRACTIONS
+    base: np.ndarray, out: np.ndarray, fractions: Sequence[float] = CLOSENESS_FRACTIONS, kind: str = "values"
 ) -> dict[str, float]:
-    """Percent of elements within f * p90(|base|) of the baseline, for each f (NaN never counts)."""
+    """Percent of elements within f * scale of the baseline, for each f (NaN never counts); the scale is
+    :func:`closeness_scale`'s.  On a degenerate baseline (scale 0) the curve is the share of exactly equal
+    elements, and the gates replace closeness (``gates.DEGENERATE_ATOL``)."""
     b, o = _f64(base), _f64(out)
     if b.shape != o.shape:
         raise ValueError(f"closeness: shapes differ, baseline {b.shape} vs output {o.shape}")
-    scale = p90_abs(b)
+    scale, _ = closeness_scale(b, kind)
     diff = np.abs(b - o)
     n = diff.size
     res = {}
@@ -48,7 +79,7 @@ def closeness(
     return res
 
 
-def fraction_needed(base: np.ndarray, out: np.ndarray, share_pct: float) -> float:
+def fraction_needed(base: np.ndarray, out: np.ndarray, share_pct: float, kind: str = "values") -> float:
     """The smallest f for which closeness reaches ``share_pct`` (inf if NaNs prevent it)."""
     b, o = _f64(base), _f64(out)
     diff = np.abs(b - o).ravel()
@@ -57,7 +88,7 @@ def fraction_needed(base: np.ndarray, out: np.ndarray, share_pct: float) -> floa
         return 0.0
     diff = np.where(np.isnan(diff), np.inf, diff)
     kth = float(np.partition(diff, k - 1)[k - 1])
-    scale = p90_abs(b)
+    scale, _ = closeness_scale(b, kind)
     if scale == 0.0:
         return 0.0 if kth == 0.0 else math.inf
     return kth / scale
@@ -228,14 +259,17 @@ def quality(
     labels: np.ndarray | None = None,
     fractions: Sequence[float] = CLOSENESS_FRACTIONS,
     regression_bound: float | None = 100.0,
+    kind: str = "values",
 ) -> dict[str, Any]:
     """All metrics for one output of one configuration, keyed as stored in ``extra_info.quality``."""
     q: dict[str, Any] = {
-        "closeness": closeness(base, out, fractions),
+        "closeness": closeness(base, out, fractions, kind),
         "equality_pct": equality_pct(base, out),
         "errors": error_stats(base, out),
         "p90_abs_baseline": p90_abs(base),
     }
+    scale, how = closeness_scale(base, kind)
+    q["closeness_scale"] = {"value": scale, "kind": how, "output_kind": kind}
     if task == "classification":
         q["classification"] = classification(base, out, labels)
     elif task == "segmentation":
@@ -243,21 +277,42 @@ def quality(
     elif task == "regression":
         q["regression"] = regression(base, out, labels, regression_bound)
     elif task == "embedding":
-        q["embedding"] = embedding(base, out)
+        q["embedding"] = embedding(base, out, kind)
     elif task == "generic":  # any tensor: per-sample cosine is meaningful whatever it holds
-        q["generic"] = embedding(base, out)
+        q["generic"] = embedding(base, out, kind)
     return q
 
 
-def embedding(base: np.ndarray, out: np.ndarray) -> dict[str, float]:
-    """Per-sample cosine similarity of embeddings (what retrieval quality depends on)."""
+def embedding(base: np.ndarray, out: np.ndarray, kind: str = "values") -> dict[str, Any]:
+    """Per-sample cosine similarity (what retrieval quality depends on).
+
+    A sample whose baseline is near zero against the others (a picture without text for a text
+    detector: its map is ~0) has no stable direction: two honest fp32 runs of it can point anywhere.
+    Such a sample is scored by its error instead, ``1 - ||out - base|| / (typical sample norm)``, which
+    is 1 when they agree as closely as the others do, and the count is reported (``near_zero_samples``).
+    For a probability output both are against its range (RMS below 1e-3 is near zero; the error is an
+    RMS in probability units), so a batch of maps that are all ~0 is not judged by the direction of
+    rounding noise.
+    """
     b, o = _f64(base).reshape(base.shape[0], -1), _f64(out).reshape(out.shape[0], -1)
     num = (b * o).sum(axis=1)
     nb, no = np.linalg.norm(b, axis=1), np.linalg.norm(o, axis=1)
     den = nb * no
     # Two all-zero outputs agree exactly (a ReLU output, an empty mask); one zero against a non-zero does not.
     cos = np.where(den > 0, num / np.where(den > 0, den, 1), np.where((nb == 0) & (no == 0), 1.0, 0.0))
-    return {"cosine_mean": float(np.nanmean(cos)), "cosine_min": float(np.min(cos)), "samples": len(cos)}
+    typical = float(np.median(nb)) if len(nb) else 0.0
+    if kind == "probability":  # against the range: a batch of maps that are all ~0 is still ~0
+        typical = math.sqrt(b.shape[1])
+    near_zero = (nb < NEGLIGIBLE * typical) if typical > 0 else np.zeros(len(nb), dtype=bool)
+    if near_zero.any():
+        err = np.linalg.norm(o - b, axis=1) / typical
+        cos = np.where(near_zero, 1.0 - np.minimum(err, 2.0), cos)
+    return {
+        "cosine_mean": float(np.nanmean(cos)),
+        "cosine_min": float(np.min(cos)),
+        "samples": len(cos),
+        "near_zero_samples": int(near_zero.sum()),
+    }
 
 
 # -- against a same-recipe reference (see pytest_trt.quality.reference and the rule in pytest_trt.quality.gates) -----
@@ -320,17 +375,24 @@ def against_reference(
     task: str,
     trained: bool,
     exact: bool = False,
+    kind: str = "values",
 ) -> dict[str, Any]:
-    """Distances of engine and reference to fp32 and to each other, on the baseline's scale."""
-    e_ref = rel_l2(ref, base, base)
+    """Distances of engine and reference to fp32 and to each other, on the baseline's scale (for a
+    probability output at least 1e-3 of its range per element: a map of ~0 has no scale of its own)."""
+    norm = np.maximum(np.abs(_f64(base)), NEGLIGIBLE) if kind == "probability" else base
+    e_ref = rel_l2(ref, base, norm)
     res: dict[str, Any] = {
-        "error_vs_fp32": rel_l2(out, base, base),
+        "error_vs_fp32": rel_l2(out, base, norm),
         "ref_error_vs_fp32": e_ref,
-        "distance_to_ref": rel_l2(out, ref, base),
+        "distance_to_ref": rel_l2(out, ref, norm),
         "floor": floor,
         "sample_identity": sample_identity(out, ref),
         "ref_sample_identity_vs_fp32": sample_identity(ref, base),
     }
+    # A mix-up is caught where the reference itself tells samples apart: where even the reference's
+    # outputs are nearer to other samples' fp32 outputs (inputs the model maps alike, or a recipe whose
+    # rounding exceeds their differences), the gate does not apply (gates.evaluate says why).
+    res["sample_identity_required"] = min(1.0, res["ref_sample_identity_vs_fp32"])
     scale = max(e_ref, floor) if math.isfinite(e_ref) else math.nan
     res["ref_error_ratio"] = res["error_vs_fp32"] / scale
     # An exact reference runs the engine's own graph, so it is held to a much tighter distance.
