@@ -9,7 +9,7 @@ plugin also writes every case -- built or not -- under the top-level ``pytest_tr
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from pytest_trt.gate.runs import SCHEMA, jsonable
 from pytest_trt.measure import latency
@@ -22,7 +22,18 @@ if TYPE_CHECKING:  # kept out at run time: loading results files must not import
     from pytest_trt.plugin.settings import Settings
 
 
-def new_record(case: Case, nodeid: str, spec: ModelSpec, settings: Settings) -> dict[str, Any]:
+class CaseRecord(TypedDict):
+    """One case as the session keeps it and ``--trt-json`` writes it (``pytest_trt.cases``); its
+    ``extra_info`` is what pytest-benchmark's JSON carries for the same case."""
+
+    id: str
+    nodeid: str
+    status: str  # one of pytest_trt.gate.runs.STATUSES
+    message: str | None
+    extra_info: dict[str, Any]
+
+
+def new_record(case: Case, nodeid: str, spec: ModelSpec, settings: Settings) -> CaseRecord:
     return {
         "id": case.id,
         "nodeid": nodeid,

@@ -30,6 +30,7 @@ from pytest_trt.quality import metrics, reference
 from pytest_trt.run import wall
 
 if TYPE_CHECKING:
+    from pytest_trt.plugin.records import CaseRecord
     from pytest_trt.plugin.timed import Isolation, Sentinel
 
 REFERENCE_CACHE_BYTES = 2 << 30  # same-recipe reference outputs kept in host memory at most
@@ -54,7 +55,7 @@ class TrtSession:
         self.settings = settings
         self.verbose = verbose
         self.cache = ArtifactCache(settings.cache_dir)
-        self.records: dict[str, dict[str, Any]] = {}
+        self.records: dict[str, CaseRecord] = {}  # every case of this process, in the order it ran
         self._models: dict[str, tuple[nn.Module, str]] = {}
         self._onnx: dict[tuple[Any, ...], OnnxModel] = {}
         self._graphs: dict[

@@ -186,7 +186,7 @@ class TrtRun:
         timed.context = shared_context(sess, eng)
         return timed
 
-    def run(self) -> dict[str, Any]:
+    def run(self) -> records.CaseRecord:
         """The standard benchmark body: evaluate quality, measure, record, then assert the gates."""
         t0 = time.perf_counter()
         self.engine  # noqa: B018 - build (or fail/skip) first
