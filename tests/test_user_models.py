@@ -454,3 +454,41 @@ def test_an_unreadable_onnx_file_is_a_usage_error_before_anything_runs(
     assert r.ret == pytest.ExitCode.USAGE_ERROR
     r.stderr.fnmatch_lines([f"*--trt-onnx {path}*"])
     assert "passed" not in r.stdout.str() and "error" not in r.stdout.str().lower()
+
+
+HINTED = """
+from pytest_trt.engines.onnxrt.backend import OnnxRuntimeBackend
+from pytest_trt.engines.recipes import Recipe
+
+
+class Hinted(OnnxRuntimeBackend):
+    '''fp16 the way OpenVINO does it: a precision hint on the fp32 graph, not a converted graph.'''
+
+    name = "hinted"
+
+    def recipe(self, spec):
+        if spec.precision != "fp16":
+            return super().recipe(spec)
+        return Recipe("fp16", "hinted-f16", tool="a precision hint", details={"inference_precision": "f16"})
+
+
+def pytest_trt_register_backends(register):
+    register("hinted", Hinted)
+"""
+
+
+def test_an_fp16_engine_is_exact_only_against_the_graph_it_was_built_from(
+    pytester: pytest.Pytester, shared_cache: Path, two_in: Path
+) -> None:
+    """Both engines are judged against ONNX Runtime running the fp16-converted graph; only the engine
+    built from that graph may call it exact (and be held to the exact tolerance)."""
+    pytester.makeconftest(HINTED)
+    out = pytester.path / "run.json"
+    r = pytester.runpytest_inprocess(
+        *fast_args(shared_cache), f"--trt-onnx={two_in}", f"--trt-shapes={SHAPES}",
+        "--trt-backend=onnxruntime,hinted", "--trt-precision=fp16", f"--benchmark-json={out}",
+    )  # fmt: skip
+    assert r.ret == 0, r.stdout.str()[-2000:]
+    refs = {ei["backend"]: ei["quality"]["reference"] for ei in _records(out).values()}
+    assert refs["onnxruntime"]["exact"] is True and "exact_ref_distance_ratio" in refs["onnxruntime"]
+    assert refs["hinted"]["exact"] is False and "ref_distance_ratio" in refs["hinted"]

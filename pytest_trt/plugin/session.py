@@ -181,7 +181,10 @@ class TrtSession:
         """The same-recipe reference for ``case`` (computed once per model, resolution and recipe)."""
         recipe = engine.info.recipe
         int8 = gate_class == "int8"  # its reference is a graph: per recipe and exported batch profile
-        key: tuple[Any, ...] = (case.model, case.hw, gate_class, recipe.name if int8 else None)
+        # Without a module, fp16/bf16 references are graphs too, exact only for an engine built from that
+        # very graph (onnxruntime's converted graph, not OpenVINO's precision hint on the fp32 one).
+        per_recipe = int8 or (gate_class in ("fp16", "bf16") and zoo.get(case.model).is_onnx)
+        key: tuple[Any, ...] = (case.model, case.hw, gate_class, recipe.name if per_recipe else None)
         if int8:
             key += (case.profile, case.batch if case.profile == "static" else None)
         if key in self._references:
