@@ -492,3 +492,18 @@ def test_an_fp16_engine_is_exact_only_against_the_graph_it_was_built_from(
     refs = {ei["backend"]: ei["quality"]["reference"] for ei in _records(out).values()}
     assert refs["onnxruntime"]["exact"] is True and "exact_ref_distance_ratio" in refs["onnxruntime"]
     assert refs["hinted"]["exact"] is False and "ref_distance_ratio" in refs["hinted"]
+
+
+def test_the_size_hint_keeps_the_axes_the_graph_fixes(tmp_path: Path) -> None:
+    """A recurrent state fixed at 2 on axis 0 (as silero VAD's ``state: float32[2, batch, 128]``): the
+    hint must not tell the user to give it a 1 there."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    state = helper.make_tensor_value_info("state", TensorProto.FLOAT, [2, "batch", 128])
+    out = helper.make_tensor_value_info("stateN", TensorProto.FLOAT, [2, "batch", 128])
+    graph = helper.make_graph([helper.make_node("Identity", ["state"], ["stateN"])], "g", [state], [out])
+    path = tmp_path / "state.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    with pytest.raises(onnx_models.ShapeError, match=r"--trt-shapes state:2xNx128 \(N: your size\)"):
+        onnx_models.spec_for_onnx("m", path)

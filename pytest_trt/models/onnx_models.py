@@ -268,7 +268,9 @@ def resolve(graph: Graph, shapes: Shapes) -> tuple[list[InputSpec], dict[str, An
                 continue
             if given is None:
                 sym = f" ({d!r})" if d else ""
-                example = format_shape([1, *[x if isinstance(x, int) else "N" for x in t.dims[1:]]])
+                # the hint keeps every axis the graph fixes, the batch axis included (a state's 2 stays 2)
+                first = t.dims[0] if isinstance(t.dims[0], int) else 1
+                example = format_shape([first, *[x if isinstance(x, int) else "N" for x in t.dims[1:]]])
                 raise ShapeError(
                     f"input {t.name!r} axis {axis}{sym} is dynamic; give its size as trtexec does: "
                     f"--trt-shapes {t.name}:{example} (N: your size); {expected}"
