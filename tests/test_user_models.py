@@ -507,3 +507,28 @@ def test_the_size_hint_keeps_the_axes_the_graph_fixes(tmp_path: Path) -> None:
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     with pytest.raises(onnx_models.ShapeError, match=r"--trt-shapes state:2xNx128 \(N: your size\)"):
         onnx_models.spec_for_onnx("m", path)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "option", "trained"),
+    [("", (), True), (":untrained", (), False), ("", ("--trt-onnx-trained=no",), False)],
+    ids=["trained", "file-untrained", "option-untrained"],
+)
+def test_an_onnx_file_can_be_declared_untrained(
+    pytester: pytest.Pytester,
+    shared_cache: Path,
+    two_in: Path,
+    suffix: str,
+    option: tuple[str, ...],
+    trained: bool,
+) -> None:
+    """Untrained weights: the absolute gates (meant for trained outputs) stand aside for the rule."""
+    out = pytester.path / "run.json"
+    r = pytester.runpytest_inprocess(
+        *fast_args(shared_cache), f"--trt-onnx={two_in}{suffix}", f"--trt-shapes={SHAPES}", *option,
+        "--trt-backend=onnxruntime", "--trt-precision=fp16", f"--benchmark-json={out}",
+    )  # fmt: skip
+    assert r.ret == 0, r.stdout.str()[-2000:]
+    (ei,) = _records(out).values()
+    cosine = next(g for g in ei["quality"]["gates"] if g["gate"].startswith("cosine_min"))
+    assert (cosine["skipped"] is None) is trained, cosine

@@ -8,6 +8,7 @@ model (a test ``<name>-invalid`` that fails with what to fix), while every other
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -288,20 +289,28 @@ def check_forward(spec: zoo.ModelSpec) -> None:
         ) from exc
 
 
+UNTRAINED = ":untrained"  # --trt-onnx m.onnx:untrained: this file's weights are not trained
+
+
 def register_onnx_files(
     files: Sequence[str],
     shapes: Mapping[str, Shape],
     min_shapes: Mapping[str, Shape],
     max_shapes: Mapping[str, Shape],
     task: str = "generic",
+    trained: bool = True,
 ) -> list[str]:
-    """``--trt-onnx [NAME=]PATH`` (repeatable): each file becomes a model named after the file.
+    """``--trt-onnx [NAME=]PATH[:untrained]`` (repeatable): each file becomes a model named after the file.
 
     The shapes apply to every file that has inputs of those names; a name no file has is an error.
+    ``trained=False`` (``--trt-onnx-trained no``) or a file's ``:untrained`` says its weights are not
+    trained: the same-recipe rule judges it, not the absolute thresholds meant for trained outputs.
     """
     names: list[str] = []
     graphs = []
-    for item in files:
+    for entry in files:
+        untrained = entry.endswith(UNTRAINED)
+        item = entry.removesuffix(UNTRAINED)
         label, sep, path = item.partition("=")
         if not sep:
             label, path = Path(item).name, item
@@ -334,6 +343,8 @@ def register_onnx_files(
                 graph=graph,
                 tags=frozenset({"cli"}),
             )
+            if untrained or not trained:
+                spec = dataclasses.replace(spec, trained=False)
         except ShapeError as exc:
             _problem(label, f"--trt-onnx {item}: {exc}", origin, ("cli",))
             continue

@@ -131,7 +131,12 @@ def _add_onnx_files(config: pytest.Config, settings: Settings) -> None:
 
     try:
         user_models.register_onnx_files(
-            settings.onnx_files, settings.shapes, settings.min_shapes, settings.max_shapes, settings.onnx_task
+            settings.onnx_files,
+            settings.shapes,
+            settings.min_shapes,
+            settings.max_shapes,
+            settings.onnx_task,
+            settings.onnx_trained,
         )
     except user_models.ModelDeclarationError as exc:
         raise pytest.UsageError(str(exc)) from None

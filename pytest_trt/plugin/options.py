@@ -201,6 +201,15 @@ OPTIONS: tuple[Opt, ...] = (
         default={},
     ),
     Opt(
+        "onnx-trained",
+        "are the --trt-onnx files' weights trained? yes (default: the absolute gates apply) or no (random "
+        "weights: the same-recipe rule judges); one file alone: --trt-onnx m.onnx:untrained",
+        "str",
+        ("yes", "no"),
+        parse=P.yes_no,
+        default=True,
+    ),
+    Opt(
         "onnx-task",
         "what the outputs of --trt-onnx files are: generic (closeness, errors, cosine) or a task",
         "str",

@@ -163,3 +163,7 @@ def shapes(name: str, value: Any) -> dict[str, tuple[int, ...]]:
 
 def as_list(name: str, value: Any) -> list[str]:
     return [str(v) for v in value]
+
+
+def yes_no(name: str, value: Any) -> bool:
+    return _checked(name, value, ("yes", "no"))[0] == "yes"

@@ -76,6 +76,7 @@ class Settings:
     min_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     max_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     onnx_task: str = "generic"
+    onnx_trained: bool = True
     inputs_npz: str | None = None
     calib_npz: str | None = None
     reference_outputs: str | None = None
