@@ -11,7 +11,7 @@ from pytest_trt.engines import registry as backends
 from pytest_trt.engines.tensorrt import versions as trt_versions
 from pytest_trt.gate.runs import write_json
 from pytest_trt.measure.timing import VIRTUAL_CLOCK
-from pytest_trt.plugin import matrix, options, records
+from pytest_trt.plugin import matrix, options, records, timing_setup
 from pytest_trt.plugin.fixtures import (  # noqa: F401 - fixtures are registered by import
     SESSION_KEY,
     SETTINGS_KEY,
@@ -69,7 +69,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.hook.pytest_trt_register_backends(register=backends.register)
     settings = resolve(config)  # UsageError -> pytest exits 4 with the message
     config.stash[SETTINGS_KEY] = settings
-    config.pluginmanager.register(_BeforeResultFiles(), "pytest-trt-before-result-files")
+    config.pluginmanager.register(timing_setup.BeforeResultFiles(), "pytest-trt-before-result-files")
     if settings.baseline is not None:
         config.stash[RULE_KEY] = _baseline_rule(config)
     if settings.onnx_files:
@@ -77,37 +77,15 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SESSION_KEY] = TrtSession(settings, verbose=config.get_verbosity())
     if _saves_benchmarks(config):
         config.stash[BENCH_MACHINE_KEY] = _generic_machine_info()
-    if settings.device.is_cuda and not config.option.collectonly and not _isolating(config):
-        _start_warmup(config)  # with isolation, after the timing server is forked (collection's end)
+    if settings.device.is_cuda and not config.option.collectonly and not timing_setup.isolating(config):
+        timing_setup.start_warmup(
+            config
+        )  # with isolation, after the timing server is forked (collection's end)
     if settings.lock_clocks and not hasattr(config, "workerinput"):
         from pytest_trt.hardware import clocks
 
         config.stash[CLOCKS_KEY] = clocks.lock(settings.lock_clocks, settings.device)
     config.stash[SESSION_KEY].timeline.mark("configured")
-
-
-def _isolating(config: pytest.Config) -> bool:
-    """Timing workers for this session? Not for a collection only."""
-    s = config.stash[SETTINGS_KEY]
-    wanted = s.isolate == "on" or (s.isolate == "gpu" and s.device.is_cuda)
-    return wanted and not config.option.collectonly
-
-
-def _start_warmup(config: pytest.Config) -> None:
-    from pytest_trt.hardware.cuda_warmup import Warmup
-
-    # overlaps collection and the first model's set-up; TrtSession.engine waits for it
-    config.stash[SESSION_KEY].warmup = Warmup(config.stash[SETTINGS_KEY].device.torch)
-
-
-def _start_isolation(config: pytest.Config) -> None:
-    """Fork the timing server now: every model is registered, and nothing has touched CUDA yet."""
-    from pytest_trt.plugin.timed import Isolation
-
-    sess = config.stash[SESSION_KEY]
-    sess.isolation = Isolation(sess)
-    if sess.settings.device.is_cuda:
-        _start_warmup(config)
 
 
 def _baseline_rule(config: pytest.Config) -> Any:
@@ -172,37 +150,11 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"  matrix defaults: precisions {','.join(s.precisions)}; batches {','.join(map(str, s.batches))}; "
         f"profiles {','.join(s.profiles)}; opt levels {','.join(map(str, s.opt_levels))}; weights {s.weights}"
     )
-    lines.append(f"  timing: {_timing_mode(config)}")
+    lines.append(f"  timing: {timing_setup.timing_mode(config)}")
     lock = config.stash.get(CLOCKS_KEY, None)
     if lock is not None:
         lines.append(f"  clocks: {lock.message}")
     return lines
-
-
-def _timing_lines(config: pytest.Config) -> list[str]:
-    sess = config.stash[SESSION_KEY]
-    lines = [f"pytest-trt timing: {_timing_mode(config)}"]
-    if sess.isolation is not None and sess.isolation.reason:
-        lines.append(f"  not isolated: {sess.isolation.reason}")
-    drift = sess.sentinel.drift if sess.sentinel is not None else None
-    if drift is not None and "error" in drift:
-        lines.append(f"pytest-trt sentinel: {drift['case']} could not be timed again: {drift['error']}")
-    elif drift is not None:
-        verdict = "within the run's noise" if drift["ok"] else "DRIFTED: every result is marked invalid"
-        lines.append(
-            f"pytest-trt sentinel: {drift['case']} {drift['first_median_ms']:.4g} ms first, "
-            f"{drift['last_median_ms']:.4g} ms at the end ({drift['drift']:.2%}; allowed {drift['allowed']:.2%}): "
-            + verdict
-        )
-    return lines
-
-
-def _timing_mode(config: pytest.Config) -> str:
-    s = config.stash[SETTINGS_KEY]
-    if _isolating(config):
-        which = "every engine" if s.isolate == "on" else "each GPU engine (host engines in this process)"
-        return f"isolated: {which} timed in a worker that ran nothing before it (--trt-isolate {s.isolate})"
-    return "shared: every case timed in this process, after whatever ran before it (--trt-isolate off)"
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -279,8 +231,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             line = f"pytest-trt: weights auto: {name}: {reason}; using seeded random weights"
             if tr is not None:
                 tr.write_line(line, yellow=True)
-    if _isolating(session.config) and cases:
-        _start_isolation(session.config)  # the workers inherit the weights' download notes too
+    if timing_setup.isolating(session.config) and cases:
+        timing_setup.start_isolation(session.config)  # the workers inherit the weights' download notes too
 
 
 def _check_user_data(sess: TrtSession, cases: list[matrix.Case]) -> None:
@@ -411,33 +363,12 @@ def pytest_benchmark_update_json(
         )
 
 
-class _BeforeResultFiles:
-    """Registered as its own plugin: runs ahead of every ``pytest_sessionfinish`` (pytest-benchmark
-    writes its JSON in a wrapper there): the sentinel's second timing, then the timing workers end."""
-
-    @pytest.hookimpl(hookwrapper=True, tryfirst=True)
-    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> Generator[None, Any, Any]:
-        sess = session.config.stash.get(SESSION_KEY, None)
-        if sess is not None and sess.sentinel is not None and exitstatus != pytest.ExitCode.INTERRUPTED:
-            from pytest_trt.plugin.timed import check_sentinel
-
-            check_sentinel(sess)
-        if sess is not None and sess.isolation is not None:
-            sess.isolation.close()
-        yield
-
-
-def nothing_measured(sess: TrtSession) -> bool:
-    """Every case was skipped: no timing, no build, no verdict (a run like that must not look green)."""
-    return bool(sess.records) and all(r["status"] in ("skipped", "pending") for r in sess.records.values())
-
-
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     sess = config.stash.get(SESSION_KEY, None)
     if sess is None or (hasattr(config, "workerinput") and not sess.records):
         return
-    if nothing_measured(sess) and session.exitstatus == pytest.ExitCode.OK:
+    if timing_setup.nothing_measured(sess) and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED  # 5: nothing was measured
     s = sess.settings
     if s.json_path is not None:
@@ -474,9 +405,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         tr,
         sess.records.values(),
         f"pytest-trt cache ({sess.cache.root}): {sess.cache.stats.summary()}",
-        _timing_lines(config),
+        timing_setup.timing_lines(config),
     )
-    if nothing_measured(sess) and not hasattr(config, "workerinput"):
+    if timing_setup.nothing_measured(sess) and not hasattr(config, "workerinput"):
         tr.write_line(
             f"pytest-trt: nothing was measured: all {len(sess.records)} cases were skipped (the reasons are "
             "above); exit code 5",
