@@ -274,67 +274,65 @@ def evaluate(
             )
         )
     for g in gates:
-        if reference and not trained and not g.rule and not g.user and not g.needs_trained:
-            results.append(
-                GateResult(
-                    g,
-                    lookup(quality, g.metric),
-                    None,
-                    True,
-                    skipped_reason="random weights amplify rounding: judged by the same-recipe reference",
-                )
-            )
-            continue
-        if g.needs_trained and not trained:
-            results.append(
-                GateResult(
-                    g,
-                    lookup(quality, g.metric),
-                    None,
-                    True,
-                    skipped_reason="random weights: logits nearly tied, agreement not meaningful",
-                )
-            )
-            continue
-        scale_kind = (quality.get("closeness_scale") or {}).get("kind", "")
-        if g.metric.startswith("closeness@") and scale_kind.startswith("degenerate"):
-            results.append(_degenerate(g, quality, scale_kind))
-            continue
-        value = lookup(quality, g.metric)
-        if value is None:  # the metric does not exist for this task or data (e.g. accuracy without labels)
-            if g.user:  # asked for: it appears, with why it could not apply here
-                why = "this output has no such metric (its task or data does not compute it)"
-                results.append(GateResult(g, None, g.value, True, skipped_reason=why))
-            continue
-        required = g.value
-        own = lookup(quality, "sample_identity_required") if g.metric == "sample_identity" else None
-        if own is not None and own < 1 and not g.user:  # a mix-up cannot be told from honest rounding here
-            why = (
-                f"the reference itself tells only {own:.0%} of the samples apart (its outputs are nearer "
-                "to other samples' fp32 outputs): a mix-up cannot be told from rounding on these inputs"
-            )
-            results.append(GateResult(g, value, required, True, skipped_reason=why))
-            continue
-        if g.relative:
-            b = lookup(quality, g.metric, baseline=True)
-            if b is None:
-                continue
-            required = g.value * b
-        ok = (value >= required) if g.op == ">=" else (value <= required)
-        if math.isnan(value):
-            ok = False
-        hint = ""
-        if not ok and g.metric.startswith("closeness@") and base is not None and out is not None:
-            cs = quality.get("closeness_scale") or {}
-            f = metrics.fraction_needed(base, out, required, cs.get("output_kind", "values"))
-            scale = float(cs.get("value") or 0.0)
-            hint = (
-                f"; smallest f reaching {required:g}%: {f:.4g} (atol {f * scale:.4g}, scale {cs.get('kind')})"
-            )
-        elif not ok:
-            hint = f"; a gate of {g.metric}{g.op}{value:.6g} would pass"
-        results.append(GateResult(g, value, required, ok, hint=hint))
+        judged = _standing_aside(g, quality, trained, reference) or _judge_one(g, quality, base, out)
+        if judged is not None:
+            results.append(judged)
     return results
+
+
+def _standing_aside(g: Gate, quality: Mapping[str, Any], trained: bool, reference: bool) -> GateResult | None:
+    """The gate's result where it does not apply here (with why), else None."""
+    value = lookup(quality, g.metric)
+    if reference and not trained and not g.rule and not g.user and not g.needs_trained:
+        why = "random weights amplify rounding: judged by the same-recipe reference"
+        return GateResult(g, value, None, True, skipped_reason=why)
+    if g.needs_trained and not trained:
+        return GateResult(
+            g,
+            value,
+            None,
+            True,
+            skipped_reason="random weights: logits nearly tied, agreement not meaningful",
+        )
+    scale_kind = (quality.get("closeness_scale") or {}).get("kind", "")
+    if g.metric.startswith("closeness@") and scale_kind.startswith("degenerate"):
+        return _degenerate(g, quality, scale_kind)
+    own = lookup(quality, "sample_identity_required") if g.metric == "sample_identity" else None
+    if own is not None and own < 1 and not g.user and value is not None:
+        why = (
+            f"the reference itself tells only {own:.0%} of the samples apart (its outputs are nearer "
+            "to other samples' fp32 outputs): a mix-up cannot be told from rounding on these inputs"
+        )
+        return GateResult(g, value, g.value, True, skipped_reason=why)
+    return None
+
+
+def _judge_one(g: Gate, quality: Mapping[str, Any], base: Any, out: Any) -> GateResult | None:
+    """The gate checked against its metric; None where neither the metric nor a user asked for it exist."""
+    value = lookup(quality, g.metric)
+    if value is None:  # the metric does not exist for this task or data (e.g. accuracy without labels)
+        if not g.user:
+            return None
+        why = "this output has no such metric (its task or data does not compute it)"
+        return GateResult(g, None, g.value, True, skipped_reason=why)  # asked for: it appears, with why
+    required = g.value
+    if g.relative:
+        b = lookup(quality, g.metric, baseline=True)
+        if b is None:
+            return None
+        required = g.value * b
+    ok = (value >= required) if g.op == ">=" else (value <= required)
+    if math.isnan(value):
+        ok = False
+    hint = ""
+    if not ok and g.metric.startswith("closeness@") and base is not None and out is not None:
+        cs = quality.get("closeness_scale") or {}
+        f = metrics.fraction_needed(base, out, required, cs.get("output_kind", "values"))
+        scale = float(cs.get("value") or 0.0)
+        hint = f"; smallest f reaching {required:g}%: {f:.4g} (atol {f * scale:.4g}, scale {cs.get('kind')})"
+    elif not ok:
+        hint = f"; a gate of {g.metric}{g.op}{value:.6g} would pass"
+    return GateResult(g, value, required, ok, hint=hint)
 
 
 # The absolute error an honest engine may leave on an all-zero (or otherwise scale-less) baseline, where
