@@ -261,6 +261,10 @@ class Backend(abc.ABC):
             return f"{self.name} backend does not run {spec.precision} (it runs {', '.join(self.precisions)})"
         if model.is_onnx and not self.consumes_onnx:
             return f"{self.name} runs a PyTorch module; {model.name} is an ONNX file (use onnxruntime or tensorrt)"
+        try:
+            self.recipe(spec)  # a recipe this backend cannot express here is the reason
+        except Unsupported as exc:
+            return str(exc)
         return None
 
     @abc.abstractmethod

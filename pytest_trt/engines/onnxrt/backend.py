@@ -26,7 +26,6 @@ from pytest_trt.engines.protocol import (
     Unsupported,
 )
 from pytest_trt.engines.recipes import Recipe, RecipeUnavailable, graph_recipe
-from pytest_trt.models.zoo import ModelSpec
 
 
 def _providers(device: Device) -> list[str]:
@@ -49,13 +48,6 @@ class OnnxRuntimeBackend(Backend):
         except ImportError as exc:
             return Availability(False, reason=f"onnxruntime not importable: {exc}")
         return Availability(True, f"{ort.__version__} ({', '.join(ort.get_available_providers())})")
-
-    def unsupported(self, spec: BuildSpec, model: ModelSpec, device: Device) -> str | None:
-        try:
-            self.recipe(spec)
-        except Unsupported as exc:
-            return str(exc)
-        return super().unsupported(spec, model, device)
 
     def recipe(self, spec: BuildSpec) -> Recipe:
         # int8: its own quantizer by default (ModelOpt's Q/DQ graphs carry fp16 tensors the CPU provider

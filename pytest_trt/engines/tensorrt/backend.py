@@ -63,10 +63,6 @@ class TensorRTBackend(Backend):
                 "version-compatible plans embed the lean runtime (host code) and are refused unless you opt in "
                 "with --trt-allow-host-code"
             )
-        try:
-            self.recipe(spec)
-        except Unsupported as exc:
-            return str(exc)
         return super().unsupported(spec, model, device)
 
     def recipe(self, spec: BuildSpec) -> Recipe:
