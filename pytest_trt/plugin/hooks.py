@@ -349,7 +349,7 @@ def pytest_benchmark_update_json(
 ) -> None:
     sess = config.stash.get(SESSION_KEY, None)
     drift = sess.sentinel.drift if sess is not None and sess.sentinel is not None else None
-    if drift is not None and not drift["ok"]:
+    if drift is not None and not drift["ok"] and drift.get("applies", True):
         from pytest_trt.plugin.timed import mark_invalid
 
         for bj in output_json.get("benchmarks", []):

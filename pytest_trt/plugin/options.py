@@ -361,13 +361,13 @@ OPTIONS: tuple[Opt, ...] = (
     ),
     Opt(
         "isolate",
-        "time each engine in a worker process that ran nothing before it: on (default; every engine), gpu "
-        "(GPU engines only, host engines in the session's process), off (everything in the session's "
-        "process, after whatever ran there)",
+        "time each engine in a worker process that ran nothing before it: gpu (default; GPU engines, host "
+        "engines in the session's process), on (every engine), off (everything in the session's process, "
+        "after whatever ran there)",
         "str",
         ISOLATE,
         parse=P.one_of(ISOLATE),
-        default="on",
+        default="gpu",
     ),
     Opt(
         "typing",
