@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from pytest_trt.hardware.device import Device
 from pytest_trt.measure import timing
 from pytest_trt.measure.isolation import ForkServer, WorkerError
 from pytest_trt.plugin.timed import Sentinel, mark_invalid
@@ -83,12 +84,12 @@ class _Case:
 
 
 def test_the_sentinel_passes_a_run_within_its_noise() -> None:
-    sentinel = Sentinel(case=_Case(), req=None, first=_measurement(1e-3, 0.001))  # type: ignore[arg-type]
+    sentinel = Sentinel(case=_Case(), req=None, device=Device("cuda"), first=_measurement(1e-3, 0.001))  # type: ignore[arg-type]
     assert sentinel.check(_measurement(1.003e-3, 0.001), valid_ci=0.01)["ok"] is True
 
 
 def test_the_sentinel_fails_a_drift_past_the_noise_and_marks_results_invalid() -> None:
-    sentinel = Sentinel(case=_Case(), req=None, first=_measurement(1e-3, 0.001))  # type: ignore[arg-type]
+    sentinel = Sentinel(case=_Case(), req=None, device=Device("cuda"), first=_measurement(1e-3, 0.001))  # type: ignore[arg-type]
     drift = sentinel.check(_measurement(1.13e-3, 0.001), valid_ci=0.01)
     assert drift["ok"] is False and drift["drift"] == pytest.approx(0.13, abs=0.002)
     extra_info: dict[str, Any] = {"valid": True, "validity": {"valid": True, "reasons": []}}

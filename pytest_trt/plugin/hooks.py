@@ -77,10 +77,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SESSION_KEY] = TrtSession(settings, verbose=config.get_verbosity())
     if _saves_benchmarks(config):
         config.stash[BENCH_MACHINE_KEY] = _generic_machine_info()
+    # with isolation the CUDA warm-up starts after the timing server is forked (collection's end)
     if settings.device.is_cuda and not config.option.collectonly and not timing_setup.isolating(config):
-        timing_setup.start_warmup(
-            config
-        )  # with isolation, after the timing server is forked (collection's end)
+        timing_setup.start_warmup(config)
     if settings.lock_clocks and not hasattr(config, "workerinput"):
         from pytest_trt.hardware import clocks
 
@@ -349,11 +348,12 @@ def pytest_benchmark_update_json(
 ) -> None:
     sess = config.stash.get(SESSION_KEY, None)
     drift = sess.sentinel.drift if sess is not None and sess.sentinel is not None else None
-    if drift is not None and not drift["ok"] and drift.get("applies", True):
-        from pytest_trt.plugin.timed import mark_invalid
+    if drift is not None:
+        from pytest_trt.plugin.timed import mark_invalid, marks_run
 
-        for bj in output_json.get("benchmarks", []):
-            mark_invalid(bj.setdefault("extra_info", {}), drift)
+        if marks_run(drift):
+            for bj in output_json.get("benchmarks", []):
+                mark_invalid(bj.setdefault("extra_info", {}), drift)
     records.add_percentiles(benchmarks, output_json)
     records.sanitize_extra_info(output_json)
     if sess is not None:

@@ -15,6 +15,7 @@ import contextlib
 import gc
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ import torch
 
 from pytest_trt.engines.protocol import Engine
 from pytest_trt.hardware import jetson, telemetry
+from pytest_trt.hardware.device import Device
 from pytest_trt.measure import timing
 from pytest_trt.measure.isolation import ForkServer, Worker, WorkerError
 from pytest_trt.plugin import records
@@ -120,10 +122,11 @@ def _healthy() -> bool:
 
 
 def _serve(job: Job | str) -> Timed | bool:
+    """Runs in a worker: build the engine from the cache, time it, say what the context ran before
+    (or, first, the health check)."""
     if job == "health":
         return _healthy()
     assert isinstance(job, Job)
-    """Runs in a worker: build the engine from the cache, time it, say what the context ran before."""
     sess = _WorkerState.session
     assert sess is not None
     t0 = time.perf_counter()
@@ -173,10 +176,10 @@ class Isolation:
     def active(self) -> bool:
         return self.server is not None
 
-    def takes(self, eng: Engine) -> bool:
-        """GPU engines always; host engines too with ``--trt-isolate on``."""
+    def takes(self, device: Device) -> bool:
+        """Engines on a GPU always; host engines too with ``--trt-isolate on``."""
         assert _WorkerState.session is not None
-        return self.active and (eng.device.is_cuda or _WorkerState.session.settings.isolate == "on")
+        return self.active and (device.is_cuda or _WorkerState.session.settings.isolate == "on")
 
     def time(self, case: Case, req: Request, quick: bool, fresh: bool = False) -> Timed | None:
         """Time ``case`` in the worker of its engine (a new one when the engine changes, or ``fresh``);
@@ -219,9 +222,31 @@ class Isolation:
 SHARED_HISTORY = 20  # how many earlier cases a shared-context result lists by name
 
 
-def shared_context(sess: TrtSession, eng: Engine) -> dict[str, Any]:
+def time_case(
+    sess: TrtSession,
+    case: Case,
+    req: Request,
+    device: Device,
+    engine: Callable[[], Engine],
+    quick: bool,
+    fresh: bool = False,
+) -> Timed:
+    """Time ``case``: in its engine's worker where isolation takes an engine on ``device`` (``fresh``: a
+    new worker even for the same engine), else in this process on ``engine()``, built only then."""
+    iso = sess.isolation
+    if iso is not None and iso.takes(device):
+        timed = iso.time(case, req, quick, fresh=fresh)
+        if timed is not None:
+            return timed
+    eng = engine()
+    timed = time_engine(sess.settings, case, eng, sess.fp32_outputs(case).samples, quick, sess.on_jetson)
+    timed.context = shared_context(sess, device)
+    return timed
+
+
+def shared_context(sess: TrtSession, device: Device) -> dict[str, Any]:
     """``timing.context`` of a case timed in the session's own process."""
-    if not eng.device.is_cuda and sess.settings.isolate == "gpu":
+    if not device.is_cuda and sess.settings.isolate == "gpu":
         why = "host engine: timed in the session's process (--trt-isolate gpu)"
     elif sess.isolation is None:
         why = "--trt-isolate off"
@@ -243,6 +268,7 @@ class Sentinel:
 
     case: Case
     req: Request
+    device: Device  # where its engine ran: a host engine's drift is reported, not applied
     first: timing.Measurement
     drift: dict[str, Any] | None = None
 
@@ -258,8 +284,17 @@ class Sentinel:
             "drift": round(rel, 5),
             "allowed": round(allowed, 5),
             "ok": rel <= allowed,
+            # A host engine's figure moves between processes on its own (tinycnn on onnxruntime, 2 cores:
+            # 0.09 or 0.18 ms from one fresh process to the next), more than any within-run noise says:
+            # its sentinel is reported, and marks the run only where the case ran on a GPU.
+            "applies": self.device.is_cuda,
         }
         return self.drift
+
+
+def marks_run(drift: dict[str, Any]) -> bool:
+    """Does this sentinel result make every result of the session invalid?"""
+    return not drift["ok"] and bool(drift.get("applies", True))
 
 
 def mark_invalid(extra_info: dict[str, Any], drift: dict[str, Any]) -> None:
@@ -284,24 +319,14 @@ def check_sentinel(sess: TrtSession) -> dict[str, Any] | None:
         return None
     case, req = sentinel.case, sentinel.req
     try:
-        eng = sess.engine(case, req)
-        timed = None
-        if sess.isolation is not None and sess.isolation.takes(eng):
-            timed = sess.isolation.time(case, req, quick=False, fresh=True)
-        if timed is not None:
-            again = timed
-        else:
-            samples = sess.fp32_outputs(case).samples
-            again = time_engine(sess.settings, case, eng, samples, False, sess.on_jetson)
+        again = time_case(
+            sess, case, req, sentinel.device, lambda: sess.engine(case, req), quick=False, fresh=True
+        )
     except Exception as exc:  # a sentinel that cannot run says so; it does not fail the session
         sentinel.drift = {"case": case.id, "ok": True, "error": f"{type(exc).__name__}: {exc}"}
         return sentinel.drift
     drift = sentinel.check(again.measurement, sess.settings.valid_ci)
-    # A host engine's figure moves between processes on its own (tinycnn on onnxruntime, 2 cores: 0.09 or
-    # 0.18 ms from one fresh process to the next), more than any within-run noise says: its sentinel is
-    # reported, and marks the run only where the first case ran on a GPU.
-    drift["applies"] = eng.device.is_cuda
-    if not drift["ok"] and drift["applies"]:
+    if marks_run(drift):
         for record in sess.records.values():
             mark_invalid(record.get("extra_info", {}), drift)
     return drift

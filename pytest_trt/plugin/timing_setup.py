@@ -45,9 +45,11 @@ def timing_lines(config: pytest.Config) -> list[str]:
     if drift is not None and "error" in drift:
         lines.append(f"pytest-trt sentinel: {drift['case']} could not be timed again: {drift['error']}")
     elif drift is not None:
+        from pytest_trt.plugin.timed import marks_run
+
         if drift["ok"]:
             verdict = "within the run's noise"
-        elif drift.get("applies", True):
+        elif marks_run(drift):
             verdict = "DRIFTED: every result is marked invalid"
         else:
             verdict = (
@@ -66,6 +68,8 @@ def timing_mode(config: pytest.Config) -> str:
     if isolating(config):
         which = "every engine" if s.isolate == "on" else "each GPU engine (host engines in this process)"
         return f"isolated: {which} timed in a worker that ran nothing before it (--trt-isolate {s.isolate})"
+    if s.isolate == "gpu":  # a session without a GPU: its host engines are timed here
+        return "in this process: host engines, whose figures isolation does not settle (--trt-isolate gpu)"
     return "shared: every case timed in this process, after whatever ran before it (--trt-isolate off)"
 
 

@@ -23,7 +23,7 @@ from pytest_trt.models.user_data import UserDataError
 from pytest_trt.plugin import records
 from pytest_trt.plugin.matrix import Case, Request
 from pytest_trt.plugin.session import TrtSession, engine_outputs
-from pytest_trt.plugin.timed import Sentinel, Timed, shared_context, time_engine
+from pytest_trt.plugin.timed import Sentinel, time_case
 from pytest_trt.quality import gates, judge, pruning_loss
 
 
@@ -161,7 +161,7 @@ class TrtRun:
         """Time the case (in its engine's isolated worker where the session has one), then record it."""
         sess, eng = self.session, self.engine
         quick = timing.is_quick(self.benchmark)
-        timed = self._timed(eng, quick)
+        timed = time_case(sess, self.case, self.req, eng.device, lambda: eng, quick)
         sess.timed_ids.append(self.case.id)
         timing.record(self.benchmark, timed.measurement, quick)
         self.measurement = timed.measurement
@@ -170,21 +170,8 @@ class TrtRun:
         if timed.async_throughput is not None:
             self.record["extra_info"]["throughput"]["async"] = timed.async_throughput
         if sess.sentinel is None and not quick:
-            sess.sentinel = Sentinel(self.case, self.req, timed.measurement)
+            sess.sentinel = Sentinel(self.case, self.req, eng.device, timed.measurement)
         return timed.measurement
-
-    def _timed(self, eng: Engine, quick: bool, fresh: bool = False) -> Timed:
-        sess = self.session
-        iso = sess.isolation
-        if iso is not None and iso.takes(eng):
-            timed = iso.time(self.case, self.req, quick, fresh=fresh)
-            if timed is not None:
-                return timed
-        timed = time_engine(
-            self.settings, self.case, eng, sess.fp32_outputs(self.case).samples, quick, sess.on_jetson
-        )
-        timed.context = shared_context(sess, eng)
-        return timed
 
     def run(self) -> records.CaseRecord:
         """The standard benchmark body: evaluate quality, measure, record, then assert the gates."""
