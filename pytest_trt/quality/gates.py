@@ -327,8 +327,8 @@ def _judge_one(g: Gate, quality: Mapping[str, Any], base: Any, out: Any) -> Gate
     hint = ""
     if not ok and g.metric.startswith("closeness@") and base is not None and out is not None:
         cs = quality.get("closeness_scale") or {}
-        f = metrics.fraction_needed(base, out, required, cs.get("output_kind", "values"))
         scale = float(cs.get("value") or 0.0)
+        f = metrics.fraction_needed(base, out, required, scale)
         hint = f"; smallest f reaching {required:g}%: {f:.4g} (atol {f * scale:.4g}, scale {cs.get('kind')})"
     elif not ok:
         hint = f"; a gate of {g.metric}{g.op}{value:.6g} would pass"

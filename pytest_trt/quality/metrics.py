@@ -42,8 +42,8 @@ def closeness_scale(base: np.ndarray, kind: str = "values") -> tuple[float, str]
     is 1e-6 of the peak, and "within 10 % of it" would mean bit-identical), the 90th percentile of the
     values that are not (``p90_abs_significant``).  An output the graph makes with a Sigmoid or Softmax
     (``kind="probability"``) is measured against its range, 1: a text detector's map on a picture
-    without text is ~1e-7 everywhere, and its honest fp32 rounding is 10 % of that.  A baseline that is all zero, or has no finite value,
-    has no scale (``degenerate: ...``): closeness is then not computed and says so.
+    without text is ~1e-7 everywhere, and its honest fp32 rounding is 10 % of that.  A baseline that is
+    all zero, or has no finite value, has no scale (``degenerate: ...``, scale 0).
     """
     b = np.abs(_f64(base))
     b = b[np.isfinite(b)]
@@ -61,15 +61,20 @@ def closeness_scale(base: np.ndarray, kind: str = "values") -> tuple[float, str]
 
 
 def closeness(
-    base: np.ndarray, out: np.ndarray, fractions: Sequence[float] = CLOSENESS_FRACTIONS, kind: str = "values"
+    base: np.ndarray,
+    out: np.ndarray,
+    fractions: Sequence[float] = CLOSENESS_FRACTIONS,
+    kind: str = "values",
+    scale: float | None = None,
 ) -> dict[str, float]:
     """Percent of elements within f * scale of the baseline, for each f (NaN never counts); the scale is
-    :func:`closeness_scale`'s.  On a degenerate baseline (scale 0) the curve is the share of exactly equal
-    elements, and the gates replace closeness (``gates.DEGENERATE_ATOL``)."""
+    :func:`closeness_scale`'s (pass it when already known).  On a degenerate baseline (scale 0) the curve
+    is the share of exactly equal elements, and the gates replace closeness (``gates.DEGENERATE_ATOL``)."""
     b, o = _f64(base), _f64(out)
     if b.shape != o.shape:
         raise ValueError(f"closeness: shapes differ, baseline {b.shape} vs output {o.shape}")
-    scale, _ = closeness_scale(b, kind)
+    if scale is None:
+        scale, _ = closeness_scale(b, kind)
     diff = np.abs(b - o)
     n = diff.size
     res = {}
@@ -79,8 +84,9 @@ def closeness(
     return res
 
 
-def fraction_needed(base: np.ndarray, out: np.ndarray, share_pct: float, kind: str = "values") -> float:
-    """The smallest f for which closeness reaches ``share_pct`` (inf if NaNs prevent it)."""
+def fraction_needed(base: np.ndarray, out: np.ndarray, share_pct: float, scale: float | None = None) -> float:
+    """The smallest f for which closeness reaches ``share_pct`` (inf if NaNs prevent it); ``scale`` is the
+    closeness scale the curve was computed with (default: :func:`closeness_scale` of ``base``)."""
     b, o = _f64(base), _f64(out)
     diff = np.abs(b - o).ravel()
     k = math.ceil(share_pct / 100.0 * diff.size)
@@ -88,7 +94,8 @@ def fraction_needed(base: np.ndarray, out: np.ndarray, share_pct: float, kind: s
         return 0.0
     diff = np.where(np.isnan(diff), np.inf, diff)
     kth = float(np.partition(diff, k - 1)[k - 1])
-    scale, _ = closeness_scale(b, kind)
+    if scale is None:
+        scale, _ = closeness_scale(b)
     if scale == 0.0:
         return 0.0 if kth == 0.0 else math.inf
     return kth / scale
@@ -262,14 +269,14 @@ def quality(
     kind: str = "values",
 ) -> dict[str, Any]:
     """All metrics for one output of one configuration, keyed as stored in ``extra_info.quality``."""
+    scale, how = closeness_scale(base, kind)  # once: percentiles of a large output are not cheap
     q: dict[str, Any] = {
-        "closeness": closeness(base, out, fractions, kind),
+        "closeness": closeness(base, out, fractions, scale=scale),
+        "closeness_scale": {"value": scale, "kind": how, "output_kind": kind},
         "equality_pct": equality_pct(base, out),
         "errors": error_stats(base, out),
         "p90_abs_baseline": p90_abs(base),
     }
-    scale, how = closeness_scale(base, kind)
-    q["closeness_scale"] = {"value": scale, "kind": how, "output_kind": kind}
     if task == "classification":
         q["classification"] = classification(base, out, labels)
     elif task == "segmentation":
