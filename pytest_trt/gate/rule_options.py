@@ -66,13 +66,17 @@ RULE_OPTIONS: tuple[RuleOption, ...] = (
 )
 
 
+def _dest(prefix: str, o: RuleOption) -> str:
+    """Where a parser stores ``prefix + o.name``: ``--trt-baseline-floor-us`` -> ``trt_baseline_floor_us``."""
+    return prefix.lstrip("-").replace("-", "_") + o.dest
+
+
 def add_rule_options(add: Callable[..., Any], prefix: str = "--", skip: tuple[str, ...] = ()) -> None:
     """Register every rule option through ``add`` (argparse's ``add_argument`` or pytest's ``addoption``)
-    as ``prefix + name``; pytest's needs an explicit dest, which ``dest_prefix`` of :func:`rule_from` reads."""
-    dest_prefix = prefix.lstrip("-").replace("-", "_")
+    as ``prefix + name``, with the dest :func:`rule_from` reads back (pytest's ``addoption`` needs one)."""
     for o in RULE_OPTIONS:
         if o.name not in skip:
-            add(prefix + o.name, dest=dest_prefix + o.dest, **o.kwargs())
+            add(prefix + o.name, dest=_dest(prefix, o), **o.kwargs())
 
 
 def rule_from(value: Callable[[str], Any], prefix: str = "--", **overrides: Any) -> Rule:
@@ -81,10 +85,8 @@ def rule_from(value: Callable[[str], Any], prefix: str = "--", **overrides: Any)
     from pytest_trt.gate import latency_rule
     from pytest_trt.gate.compare import Rule
 
-    dest_prefix = prefix.lstrip("-").replace("-", "_")
-
     def get(o: RuleOption) -> Any:
-        v = value(dest_prefix + o.dest)
+        v = value(_dest(prefix, o))
         return o.default if v is None else v
 
     opts = {o.name: get(o) for o in RULE_OPTIONS}

@@ -81,7 +81,6 @@ class Settings:
     calib_npz: str | None = None
     reference_outputs: str | None = None
     explicit: set[str] = field(default_factory=set)  # options the user set (CLI or ini)
-    opt_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # merged into shapes by resolve
 
     def build_spec(
         self,
@@ -116,7 +115,7 @@ class Settings:
         )
 
     def as_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in self.__dict__.items() if k not in ("gates", "explicit", "opt_shapes")}
+        d = {k: v for k, v in self.__dict__.items() if k not in ("gates", "explicit")}
         d["device"] = self.device.torch
         d["cache_dir"] = str(self.cache_dir)
         d["baseline"] = str(self.baseline) if self.baseline else None
@@ -135,19 +134,23 @@ def resolve(config: pytest.Config) -> Settings:
         raise usage("device", given["device"], str(exc)) from None
     where = Machine(device)
     values = {o.attr: o.value(given[o.name], where) for o in OPTIONS if o.name != "device"}
+    _merge_opt_shapes(values["shapes"], values.pop("opt_shapes"))
     s = Settings(device=device, explicit={k for k, v in given.items() if v is not None}, **values)
-    _merge_shapes(s)
+    _check_shape_pairs(s)
     _check(s)
     return s
 
 
-def _merge_shapes(s: Settings) -> None:
-    """--trt-opt-shapes joins --trt-shapes (the opt shapes); min and max shapes come in pairs."""
-    for name, shape in s.opt_shapes.items():
-        if name in s.shapes and s.shapes[name] != shape:
+def _merge_opt_shapes(shapes: dict[str, tuple[int, ...]], opt: dict[str, tuple[int, ...]]) -> None:
+    """--trt-opt-shapes joins --trt-shapes: both give the opt shapes."""
+    for name, shape in opt.items():
+        if name in shapes and shapes[name] != shape:
             raise usage("opt-shapes", name, f"--trt-shapes already gives {name} another shape")
-        s.shapes[name] = shape
-    s.opt_shapes = {}
+        shapes[name] = shape
+
+
+def _check_shape_pairs(s: Settings) -> None:
+    """Min and max shapes come in pairs, min <= max axis by axis."""
     lo, hi = s.min_shapes, s.max_shapes
     if set(lo) != set(hi):
         odd = sorted(set(lo) ^ set(hi))
