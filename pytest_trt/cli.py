@@ -1,6 +1,7 @@
 """``pytest-trt`` command: compare, report, merge (shards), noise (fit a noise model), run (one pytest per GPU).
 
-Exit codes: 0 fine, 1 a regression (compare) or a failing sub-run (run), 2 bad input.
+Exit codes: 0 judged and clean, 1 a regression (compare) or a failing sub-run (run), 2 bad input or
+nothing judged (every result invalid or untimed, a file given twice, an output that cannot be written).
 """
 
 from __future__ import annotations
@@ -98,7 +99,16 @@ def _compare(args: argparse.Namespace) -> int:
     failing = [v for v in verdicts if v.verdict in compare.FAILING]
     if failing:
         print(f"{len(failing)} regression(s): " + ", ".join(v.key for v in failing), file=sys.stderr)
-    return 1 if failing else 0
+        return 1
+    counts = collections.Counter(v.verdict for v in verdicts)
+    if not any(counts[j] for j in compare.JUDGED):  # a gate that judged nothing must not pass
+        listed = ", ".join(f"{n} {verdict}" for verdict, n in sorted(counts.items())) or "no benchmarks"
+        print(f"pytest-trt compare: nothing was judged ({listed}); see the reasons above", file=sys.stderr)
+        return 2
+    unjudged = sum(counts[u] for u in ("invalid", "unjudged", "incomparable"))
+    if unjudged:
+        print(f"note: {unjudged} benchmark(s) could not be judged (see the reasons above)", file=sys.stderr)
+    return 0
 
 
 def _noise(args: argparse.Namespace) -> int:
@@ -240,7 +250,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except ResultsError as exc:
+        print(f"pytest-trt {args.cmd}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # an output that cannot be written (a directory, a full disk, no permission)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(
+            f"pytest-trt {args.cmd}: cannot write {where}{exc.strerror or exc}; choose another path",
+            file=sys.stderr,
+        )
+        return 2
     return code
 
 

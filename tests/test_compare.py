@@ -105,12 +105,11 @@ def test_dropped_closeness_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "quality dropped: closeness@0.1 99.5 -> 95" in capsys.readouterr().out
 
 
-def test_other_gpu_or_trt_is_reported_not_a_regression(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_other_gpu_or_trt_is_reported_not_judged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Not a regression (exit 1), and not a pass either: nothing was judged (exit 2)."""
     base = runs(tmp_path, "b", 3)
     cand = runs(tmp_path, "c", 3, slow=dict.fromkeys(NAMES, 1.3), gpu="NVIDIA A100", trt="11.4")
-    assert main(["compare", *base, "--candidate", *cand]) == 0
+    assert main(["compare", *base, "--candidate", *cand]) == 2
     out = capsys.readouterr().out
     assert "gpu: NVIDIA H100 -> NVIDIA A100" in out and "trt_version: 10.13 -> 11.4" in out
     assert "incomparable" in out

@@ -22,8 +22,12 @@ from pytest_trt.gate.latency_rule import NoiseModel
 from pytest_trt.gate.runs import ResultsError, load_run
 from pytest_trt.gate.runs import median as _median
 
-VERDICTS = ("regressed", "failed-now", "improved", "unchanged", "new", "missing", "invalid", "incomparable")
+VERDICTS = (
+    "regressed", "failed-now", "improved", "unchanged", "new", "missing", "invalid", "incomparable", "unjudged",
+)  # fmt: skip
 FAILING = ("regressed", "failed-now")
+#: verdicts that judged something: a gate where none of its benchmarks got one judged nothing
+JUDGED = ("regressed", "failed-now", "improved", "unchanged")
 ENV_KEYS = ("gpu", "driver", "cuda_driver", "torch_cuda_runtime", "trt_version", "onnxruntime", "torch")
 FAILED_STATUSES = ("build_failed", "oom", "run_failed", "quality_failed")
 QUALITY_METRICS = (
@@ -116,18 +120,44 @@ def _env(machine_info: Mapping[str, Any]) -> dict[str, Any]:
     return {k: mi.get(k) for k in ENV_KEYS}
 
 
+def _numbers(d: Any, where: str, keys: Sequence[str]) -> Mapping[str, Any]:
+    """``d`` (an object or nothing), its ``keys`` checked to be numbers or null: a value of another
+    type is an error naming the file, the benchmark and the field, not a traceback later."""
+    if d is None:
+        return {}
+    if not isinstance(d, Mapping):
+        raise ResultsError(f"{where} is {type(d).__name__}, not an object")
+    for k in keys:
+        v = d.get(k)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise ResultsError(f"{where}.{k} is {v!r}; a number (seconds) or null was expected")
+    return d
+
+
 def results_from_run(data: Mapping[str, Any]) -> list[RunResult]:
     """Per-result summaries of one file; failed cases come from the ``pytest_trt`` section."""
     env = _env(data.get("machine_info", {}))
     path = str(data.get("_path", "?"))
     out: dict[str, RunResult] = {}
     for b in data["benchmarks"]:
-        st = b.get("stats") or {}
-        ex = b.get("extra_info") or {}
-        lat = (ex.get("latency_ms") or {}).get("model") or {}
+        if not isinstance(b, Mapping):
+            raise ResultsError(f"{path}: a benchmark entry is {type(b).__name__}, not an object")
         key = b.get("fullname") or b.get("name")
-        if not key:
+        if not key or not isinstance(key, str):
             raise ResultsError(f"{path}: a benchmark entry has no fullname/name")
+        if key in out:
+            raise ResultsError(
+                f"{path}: benchmark {key!r} is listed twice; a file holds one result per benchmark "
+                "(merge shards with pytest-trt merge)"
+            )
+        st = _numbers(b.get("stats"), f"{path}: {key}: stats", ("median", "mean", "min", "max", "p99"))
+        ex = b.get("extra_info") or {}
+        if not isinstance(ex, Mapping):
+            raise ResultsError(f"{path}: {key}: extra_info is {type(ex).__name__}, not an object")
+        lat = _numbers(
+            (ex.get("latency_ms") or {}).get("model"), f"{path}: {key}: latency_ms.model", ("p99",)
+        )
+        _numbers(ex, f"{path}: {key}: extra_info", ("throughput_samples_per_s",))
         p99 = (
             st.get("p99")
             if st.get("p99") is not None
@@ -171,6 +201,21 @@ def results_from_run(data: Mapping[str, Any]) -> list[RunResult]:
 
 
 def load_side(paths: Sequence[Path]) -> dict[str, list[RunResult]]:
+    """Every run of one side by benchmark; the same file (or the same content) given twice is an error,
+    as it would count one run as two independent ones."""
+    import hashlib
+
+    seen: dict[str, Path] = {}
+    for p in paths:
+        try:
+            digest = hashlib.sha256(Path(p).read_bytes()).hexdigest()
+        except OSError:
+            continue  # load_run names the unreadable file
+        if digest in seen:
+            raise ResultsError(
+                f"{p} and {seen[digest]} are the same run (identical content); give each run once"
+            )
+        seen[digest] = Path(p)
     side: dict[str, list[RunResult]] = defaultdict(list)
     for p in paths:
         for r in results_from_run(load_run(p)):
@@ -223,7 +268,11 @@ def compare_benchmark(
     bm = [s for r in base if (s := r.stat(rule.metric)) is not None and s > 0]
     cm = [s for r in cand if (s := r.stat(rule.metric)) is not None and s > 0]
     if not bm or not cm:
-        v.verdict, v.reason = "unchanged", "no timing on one side (e.g. --benchmark-disable)"
+        side = "either side" if not bm and not cm else ("the baseline" if not bm else "the candidate")
+        if v.quality_deltas:  # quality was judged (and held); speed could not be
+            v.reason = f"quality held; no timing in {side} (e.g. --benchmark-disable)"
+        else:
+            v.verdict, v.reason = "unjudged", f"no timing and no quality figures in {side}"
         return v
     _fill_figures(v, base, cand, bm, cm)
     all_invalid = all(r.valid is False for r in cand)

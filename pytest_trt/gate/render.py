@@ -28,7 +28,8 @@ def render_text(verdicts: Sequence[Comparison], env_notes: Sequence[str]) -> str
             f"{v.key}"
             + (
                 f"  [{v.reason}]"
-                if v.reason and (v.verdict != "unchanged" or "detectable" in v.reason)
+                if v.reason
+                and (v.verdict != "unchanged" or "detectable" in v.reason or "no timing" in v.reason)
                 else ""
             )
         )

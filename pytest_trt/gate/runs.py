@@ -70,8 +70,12 @@ def load_run(path: Path | str) -> dict[str, Any]:
         data = json.loads(p.read_text())
     except FileNotFoundError:
         raise ResultsError(f"{p}: no such file") from None
+    except IsADirectoryError:
+        raise ResultsError(f"{p}: a directory, not a results file") from None
     except (OSError, ValueError) as exc:
         raise ResultsError(f"{p}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ResultsError(f"{p}: nested too deeply to be a results file") from None
     if (
         not isinstance(data, dict)
         or not isinstance(data.get("benchmarks"), list)
