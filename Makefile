@@ -15,9 +15,10 @@ $(BIN)/activate:
 
 venv: $(BIN)/activate
 	$(BIN)/python -m pip install -q -e '.[dev,rtx,modelopt]'
-	@# trained ONNX models from outside the project (PP-OCRv4 text detector and recognizer) for the verdict
-	@# tests: only the package's model files are used, so its own dependencies are not installed
-	$(BIN)/python -m pip install -q --no-deps 'rapidocr-onnxruntime==1.4.4'
+	@# trained ONNX models from outside the project (PP-OCRv4 text detector and recognizer, Silero's
+	@# stateful voice-activity detector) for the verdict tests: only the packages' model files are used,
+	@# so their own dependencies are not installed
+	$(BIN)/python -m pip install -q --no-deps 'rapidocr-onnxruntime==1.4.4' 'silero-vad==6.2.3'
 
 bench: venv
 	mkdir -p $(dir $(BENCH_JSON))

@@ -171,7 +171,8 @@ def typed_inputs(x: Inputs, dtypes: Sequence[Any], names: Sequence[str] = ()) ->
     if len(arrays) != len(dtypes):
         listed = f" ({', '.join(names)})" if names else ""
         raise ValueError(f"the model takes {len(dtypes)} inputs{listed}; {len(arrays)} given")
-    return [np.ascontiguousarray(a, dtype=t) for a, t in zip(arrays, dtypes, strict=True)]
+    # np.asarray(order="C"), not ascontiguousarray: that one turns a scalar input into shape (1,)
+    return [np.asarray(a, dtype=t, order="C") for a, t in zip(arrays, dtypes, strict=True)]
 
 
 class Feed(abc.ABC):
@@ -261,6 +262,12 @@ class Backend(abc.ABC):
             return f"{self.name} backend does not run {spec.precision} (it runs {', '.join(self.precisions)})"
         if model.is_onnx and not self.consumes_onnx:
             return f"{self.name} runs a PyTorch module; {model.name} is an ONNX file (use onnxruntime or tensorrt)"
+        moved = [i.name for i in model.inputs if i.batch_axis != 0]
+        if spec.precision == "int8" and moved:
+            return (
+                f"int8 calibration feeds every input batch first; {model.name}'s graph takes "
+                f"{', '.join(map(repr, moved))} with the batch elsewhere or without one"
+            )
         try:
             self.recipe(spec)  # a recipe this backend cannot express here is the reason
         except Unsupported as exc:

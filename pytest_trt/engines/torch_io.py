@@ -20,7 +20,7 @@ class TorchFeed(Feed):
     def __init__(self, hosts: list[torch.Tensor], devs: list[torch.Tensor]) -> None:
         self.hosts = hosts
         self.devs = devs
-        self.batch = int(devs[0].shape[0])
+        self.batch = int(devs[0].shape[0]) if devs[0].ndim else 1  # a relayout wrapper corrects it
 
 
 class TorchIOEngine(Engine):
@@ -52,7 +52,7 @@ class TorchIOEngine(Engine):
     def make_feed(self, x: Inputs) -> TorchFeed:
         hosts, devs = [], []
         for i, a in enumerate(as_arrays(x)):
-            host = torch.from_numpy(np.ascontiguousarray(a))
+            host = torch.from_numpy(np.asarray(a, order="C"))  # a scalar stays 0-d
             host = host.to(self.feed_dtype(i, host))
             if self.device.is_cuda:
                 host = host.pin_memory()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -197,15 +197,35 @@ class ShapeError(ValueError):
 
 @dataclass(frozen=True)
 class Shapes:
-    """Shapes the user gave (trtexec's --shapes / --minShapes / --optShapes / --maxShapes)."""
+    """What the user said about the inputs: shapes (trtexec's --shapes / --minShapes / --optShapes /
+    --maxShapes), where a tensor holds the batch (``--trt-batch-axis``, inputs and outputs by name),
+    fixed input values (``--trt-input-value``) and which inputs a ``--trt-inputs`` file supplies."""
 
     opt: Mapping[str, Shape]
     lo: Mapping[str, Shape]
     hi: Mapping[str, Shape]
+    batch_axes: Mapping[str, int | None] = field(default_factory=dict)
+    values: Mapping[str, float] = field(default_factory=dict)
+    supplied: frozenset[str] = frozenset()
 
     @staticmethod
     def none() -> Shapes:
         return Shapes({}, {}, {})
+
+    def named(self) -> set[str]:
+        """Every tensor name the user referred to (each must exist in some graph)."""
+        return {*self.opt, *self.lo, *self.hi, *self.batch_axes, *self.values}
+
+    def only(self, names: set[str]) -> Shapes:
+        """What applies to a graph with these tensor names."""
+
+        def keep(m: Mapping[str, Any]) -> dict[str, Any]:
+            return {k: v for k, v in m.items() if k in names}
+
+        return Shapes(
+            keep(self.opt), keep(self.lo), keep(self.hi), keep(self.batch_axes), keep(self.values),
+            self.supplied,
+        )  # fmt: skip
 
 
 def _int_range(t: GraphTensor, graph: Graph) -> tuple[int, int] | None:
@@ -216,25 +236,84 @@ def _int_range(t: GraphTensor, graph: Graph) -> tuple[int, int] | None:
     return (0, 2) if "mask" in t.name.lower() else (0, 16)
 
 
+def batch_axes(graph: Graph, given: Mapping[str, int | None]) -> tuple[list[int | None], list[int]]:
+    """Where each input and output holds the batch: as given, else where the batch's symbol (axis 0 of
+    the first batched input, e.g. ``batch``) appears, else axis 0; a scalar input has none."""
+    tensors = (*graph.inputs, *graph.outputs)
+    for name, axis in given.items():
+        t = next((t for t in tensors if t.name == name), None)
+        if t is None:
+            continue  # named for another file; the caller reports names no file has
+        if axis is not None and not 0 <= axis < max(len(t.dims), 1):
+            raise ShapeError(
+                f"--trt-batch-axis {name}:{axis}: {t.describe()} has no axis {axis} (rank {len(t.dims)})"
+            )
+    first = next((t for t in graph.inputs if t.dims and given.get(t.name, 0) is not None), None)
+    sym: Dim = None
+    if first is not None:
+        d = first.dims[given.get(first.name, 0) or 0]
+        sym = d if isinstance(d, str) else None
+
+    def axis_of(t: GraphTensor, default: int | None) -> int | None:
+        if t.name in given:
+            return given[t.name]
+        if not t.dims:
+            return None
+        if sym is not None and sym in t.dims:
+            return t.dims.index(sym)
+        return default
+
+    ins = [axis_of(t, 0) for t in graph.inputs]
+    outs = [axis_of(t, 0) or 0 for t in graph.outputs]
+    return ins, outs
+
+
+def _check_batch_axes(graph: Graph, axes: list[int | None]) -> None:
+    """A fixed size on one input's batch axis while another's is dynamic is a misread layout: say where
+    the batch is (a recurrent state's axis 0 is often its layer count)."""
+    dynamic = [
+        t for t, a in zip(graph.inputs, axes, strict=True) if a is not None and not isinstance(t.dims[a], int)
+    ]
+    if not dynamic:
+        return
+    for t, a in zip(graph.inputs, axes, strict=True):
+        if a is not None and isinstance(t.dims[a], int):
+            other = next((k for k, d in enumerate(t.dims) if not isinstance(d, int)), None)
+            where = f"--trt-batch-axis {t.name}:{other}" if other is not None else ""
+            raise ShapeError(
+                f"input {t.name!r} ({t.describe()}) fixes axis {a} at {t.dims[a]} while {dynamic[0].name!r} "
+                f"has a dynamic batch; say where {t.name!r} holds the batch"
+                + (f" ({where})" if where else "")
+                + f", or that it has none (--trt-batch-axis {t.name}:none)"
+            )
+
+
 def resolve(graph: Graph, shapes: Shapes) -> tuple[list[InputSpec], dict[str, Any]]:
-    """InputSpecs for every graph input, and the batch facts (fixed_batch, batch_range, batches)."""
+    """InputSpecs for every graph input, and the batch facts (fixed_batch, batch_range, batches,
+    output_batch_axes)."""
     names = [t.name for t in graph.inputs]
     expected = f"the graph's inputs are {graph.describe_inputs()}"
-    for by_name in (shapes.opt, shapes.lo, shapes.hi):
+    for by_name in (shapes.opt, shapes.lo, shapes.hi, shapes.values):
         unknown = [n for n in by_name if n not in names]
         if unknown:
             raise ShapeError(
-                f"shapes given for {', '.join(map(repr, unknown))}, which the graph lacks; {expected}"
+                f"shapes or values given for {', '.join(map(repr, unknown))}, which the graph lacks; {expected}"
             )
+    in_axes, out_axes = batch_axes(graph, shapes.batch_axes)
+    _check_batch_axes(graph, in_axes)
     specs: list[InputSpec] = []
     fixed: set[int] = set()
     batch_opt: set[int] = set()
     batch_range: Triplet | None = None
-    for t in graph.inputs:
-        if not t.dims:
-            raise ShapeError(f"input {t.name!r} is a scalar; pytest-trt needs a batch axis on every input")
+    for t, b in zip(graph.inputs, in_axes, strict=True):
         if t.dtype not in ("float32", "float16", "float64", "int64", "int32", "int8", "uint8", "bool"):
             raise ShapeError(f"input {t.name!r} has dtype {t.dtype}, which numpy inputs cannot carry")
+        fill = shapes.values.get(t.name)
+        if not t.dims and fill is None and t.name not in shapes.supplied and not t.dtype.startswith("float"):
+            raise ShapeError(
+                f"input {t.name!r} is a scalar {t.dtype} (often a mode, such as a sample rate); give its value: "
+                f"--trt-input-value {t.name}:VALUE, or an array {t.name!r} in --trt-inputs"
+            )
         opt, lo, hi = shapes.opt.get(t.name), shapes.lo.get(t.name), shapes.hi.get(t.name)
         if (lo is None) != (hi is None):
             raise ShapeError(f"input {t.name!r}: give both a min and a max shape, or neither")
@@ -254,34 +333,36 @@ def resolve(graph: Graph, shapes: Shapes) -> tuple[list[InputSpec], dict[str, An
                     f"input {t.name!r} axis {axis} is fixed at {d} in the graph ({t.describe()}); "
                     f"the shape {format_shape(opt or ())} says {given}"
                 )
-            if axis == 0:
+            if axis == b:
                 if isinstance(d, int):
                     fixed.add(d)
                 elif given is not None:
                     batch_opt.add(given)
                 if lo is not None and hi is not None and not isinstance(d, int):
                     assert opt is not None
-                    batch_range = (lo[0], opt[0], hi[0])
+                    batch_range = (lo[axis], opt[axis], hi[axis])
                 continue
             if isinstance(d, int):
                 dims.append(d)
                 continue
             if given is None:
                 sym = f" ({d!r})" if d else ""
-                # the hint keeps every axis the graph fixes, the batch axis included (a state's 2 stays 2)
-                first = t.dims[0] if isinstance(t.dims[0], int) else 1
-                example = format_shape([first, *[x if isinstance(x, int) else "N" for x in t.dims[1:]]])
+                # the hint keeps every axis the graph fixes and writes the batch where the graph has it
+                example = format_shape(
+                    [x if isinstance(x, int) else (1 if k == b else "N") for k, x in enumerate(t.dims)]
+                )
                 raise ShapeError(
                     f"input {t.name!r} axis {axis}{sym} is dynamic; give its size as trtexec does: "
                     f"--trt-shapes {t.name}:{example} (N: your size); {expected}"
                 )
             dims.append(given)
+            sample_axis = axis - (1 if b is not None and axis > b else 0)
             if lo is not None and hi is not None and lo[axis] != hi[axis]:
                 if not lo[axis] <= given <= hi[axis]:
                     raise ShapeError(
                         f"input {t.name!r} axis {axis}: opt {given} outside min..max {lo[axis]}..{hi[axis]}"
                     )
-                ranges.append((axis - 1, (lo[axis], given, hi[axis])))
+                ranges.append((sample_axis, (lo[axis], given, hi[axis])))
         specs.append(
             InputSpec(
                 tuple(dims),
@@ -290,13 +371,22 @@ def resolve(graph: Graph, shapes: Shapes) -> tuple[list[InputSpec], dict[str, An
                 size_axes=(),
                 value_range=_int_range(t, graph),
                 ranges=tuple(ranges),
+                batch_axis=b,
+                fill=fill,
             )
         )
     if len(fixed) > 1:
-        raise ShapeError(f"the graph's inputs disagree on the batch size ({sorted(fixed)}); {expected}")
+        raise ShapeError(
+            f"the graph's inputs disagree on the batch size ({sorted(fixed)}); {expected}; if one of them holds "
+            "the batch on another axis or has none, say so: --trt-batch-axis NAME:AXIS or NAME:none"
+        )
     if len(batch_opt) > 1:
         raise ShapeError(f"the shapes give different batch sizes ({sorted(batch_opt)}) for one graph")
-    facts: dict[str, Any] = {"fixed_batch": next(iter(fixed), None), "batch_range": batch_range}
+    facts: dict[str, Any] = {
+        "fixed_batch": next(iter(fixed), None),
+        "batch_range": batch_range,
+        "output_batch_axes": tuple(out_axes),
+    }
     if batch_opt:
         facts["batches"] = tuple(batch_opt)
     if batch_range is not None and not batch_range[0] <= batch_range[1] <= batch_range[2]:
@@ -361,19 +451,23 @@ def prepared(
             built=False,
             input_names=tuple(t.name for t in graph.inputs),
         )
-    key = {"user_onnx": sha, "static_batch": static_batch, "onnx": onnx.__version__}
+    key: dict[str, Any] = {"user_onnx": sha, "static_batch": static_batch, "onnx": onnx.__version__}
+    if not spec.batch_first:
+        key["batch_axes"] = [i.batch_axis for i in spec.inputs]
 
     def build(tmp: Path) -> dict[str, Any]:
         from onnxruntime.tools.onnx_model_utils import fix_output_shapes, make_dim_param_fixed
 
         m = onnx.load(str(graph.path))  # weights included: the copy is self-contained
-        for t in graph.inputs:
-            sym = t.dims[0]
+        for t, inp in zip(graph.inputs, spec.inputs, strict=True):
+            if inp.batch_axis is None:
+                continue
+            sym = t.dims[inp.batch_axis]
             if isinstance(sym, str):
                 make_dim_param_fixed(m.graph, sym, static_batch)
             elif sym is None:  # an unnamed batch dim: set it on the input itself
                 m.graph.input[[i.name for i in m.graph.input].index(t.name)].type.tensor_type.shape.dim[
-                    0
+                    inp.batch_axis
                 ].dim_value = static_batch
         fix_output_shapes(m)
         onnx.save_model(m, str(tmp))

@@ -6,9 +6,11 @@ The built-in entries live in :mod:`.catalogue`; users add theirs with ``pytest_t
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
 from torch import nn
 
 from pytest_trt.models import pruning
@@ -41,6 +43,7 @@ class ModelSpec:
     onnx_path: str | None = None  # the model *is* this ONNX file: no PyTorch module behind it
     output_names: tuple[str, ...] = ()  # names for the exported outputs (default: output_name)
     output_kinds: tuple[str, ...] = ()  # per output: probability | integer | values (default: values)
+    output_batch_axes: tuple[int, ...] = ()  # per output: the axis holding the batch (default 0)
     fixed_batch: int | None = None  # the graph's batch axis is fixed at this size
     batch_range: tuple[int, int, int] | None = None  # its own dynamic batch profile (min/opt/max shapes)
     batches: tuple[int, ...] | None = None  # its own default batch sizes (a batch in --trt-shapes)
@@ -56,6 +59,26 @@ class ModelSpec:
     def sample_shapes(self, hw: int | None = None) -> list[tuple[int, ...]]:
         """Per-sample shape of every input at resolution ``hw`` (inputs without a resolution keep theirs)."""
         return [i.with_hw(hw) if i.hw_range else i.shape for i in self.inputs]
+
+    @property
+    def batch_first(self) -> bool:
+        """Every input and output holds the batch on axis 0 (else engines run through a relayout)."""
+        return all(i.batch_axis == 0 for i in self.inputs) and not any(self.output_batch_axes)
+
+    def to_graph(self, arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:
+        """A batch of every input, held batch first, laid out as the graph takes it."""
+        return tuple(i.to_graph(a) for i, a in zip(self.inputs, arrays, strict=True))
+
+    def from_graph(self, outputs: Sequence[Any]) -> list[Any]:
+        """The graph's outputs with each one's batch axis moved to the front (numpy or torch, a view)."""
+        axes = self.output_batch_axes
+        out = []
+        for k, o in enumerate(outputs):
+            axis = axes[k] if k < len(axes) else 0
+            if axis and getattr(o, "ndim", 0) > axis:
+                o = o.movedim(axis, 0) if hasattr(o, "movedim") else np.moveaxis(o, axis, 0)
+            out.append(o)
+        return out
 
     @property
     def is_onnx(self) -> bool:

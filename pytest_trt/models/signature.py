@@ -1,7 +1,9 @@
 """A model's inputs: names, per-sample shapes, dtypes, dynamic axes and how synthetic values are drawn.
 
-Shapes are written as trtexec writes them (``input:1x3x224x224``, several joined by commas); axis 0 is
-the batch.  Zoo models declare one :class:`InputSpec`; a user's ONNX file gets one per graph input
+Shapes are written as trtexec writes them (``input:1x3x224x224``, several joined by commas).  Samples
+are held batch first whatever the graph says; an input whose graph puts the batch elsewhere (a
+recurrent state ``[layers, N, hidden]``) or has none (a scalar such as a sample rate) says so in
+``batch_axis``, and :meth:`InputSpec.to_graph` lays a batch out as the graph takes it.  Zoo models declare one :class:`InputSpec`; a user's ONNX file gets one per graph input
 (:mod:`pytest_trt.models.onnx_models`), a user's module one per ``forward`` argument.
 """
 
@@ -38,6 +40,9 @@ class InputSpec:
     value_range: tuple[int, int] | None = None  # other integer inputs: values drawn from [lo, hi)
     # Dynamic sample axes of a user's graph with their own min/opt/max (``--trt-min-shapes`` ...).
     ranges: tuple[tuple[int, Triplet], ...] = ()
+    # Where the graph takes the batch: an axis of the full shape, or None (fed once, shared by the batch).
+    batch_axis: int | None = 0
+    fill: float | None = None  # every sample holds this value (``--trt-input-value sr:16000``)
 
     def with_hw(self, hw: int | None) -> Shape:
         if hw is None or not all(a < len(self.shape) for a in self.size_axes):
@@ -52,14 +57,27 @@ class InputSpec:
     def is_float(self) -> bool:
         return self.dtype in FLOAT_DTYPES
 
+    def full_shape(self, batch: int, sample: Shape | None = None) -> Shape:
+        """The graph's shape of a batch: the batch inserted at ``batch_axis`` (or not at all)."""
+        s = list(self.shape if sample is None else sample)
+        if self.batch_axis is not None:
+            s.insert(self.batch_axis, batch)
+        return tuple(s)
+
+    def to_graph(self, a: np.ndarray) -> np.ndarray:
+        """A batch held batch first, laid out as the graph takes it (an unbatched input: its one value)."""
+        if self.batch_axis is None:
+            return a[0, ...]  # a 0-d array, not a numpy scalar: runtimes take arrays
+        return a if self.batch_axis == 0 else np.moveaxis(a, 0, self.batch_axis)
+
     def triplet(
         self, batches: Triplet, hw: int | None = None, hw_range: Triplet | None = None
     ) -> tuple[Shape, Shape, Shape]:
-        """The min/opt/max full shapes (batch first) of a build profile for this input."""
+        """The min/opt/max full shapes of a build profile for this input, as the graph takes them."""
         own = dict(self.ranges)
         shapes = []
         for k in range(3):
-            s = [batches[k]]
+            s: list[int] = []
             for axis, d in enumerate(self.shape):
                 if axis in own:
                     s.append(own[axis][k])
@@ -69,13 +87,17 @@ class InputSpec:
                     s.append(hw)
                 else:
                     s.append(d)
-            shapes.append(tuple(s))
+            shapes.append(self.full_shape(batches[k], tuple(s)))
         return shapes[0], shapes[1], shapes[2]
 
     def draw(self, n: int, rng: np.random.Generator, shape: Shape | None = None) -> np.ndarray:
         """``n`` synthetic samples: standard normal for real-valued inputs (the scale of normalised
         data), token ids framed as a tokenizer would for text, else integers in ``value_range``."""
         shape = self.shape if shape is None else shape
+        if self.fill is not None:
+            return np.full((n, *shape), self.fill, dtype=self.dtype)
+        if self.batch_axis is None and n > 1:  # one value for the whole batch: every sample holds it
+            return np.repeat(self.draw(1, rng, shape), n, axis=0)
         if self.vocab:
             ids = rng.integers(1000, self.vocab, (n, *shape), dtype=np.int64)
             ids[:, 0], ids[:, -1] = 101, 102  # [CLS] ... [SEP]

@@ -51,8 +51,27 @@ def _same_names(arrays: dict[str, np.ndarray], names: Sequence[str], where: str,
         raise UserDataError(f"{where}: {' and '.join(parts)}; {expect}")
 
 
+def array_names(path: Path | str | None) -> frozenset[str]:
+    """The array names an .npz holds (nothing loaded), or none when there is no file or it is unreadable
+    (loading it later reports that)."""
+    if not path:
+        return frozenset()
+    try:
+        with np.load(Path(path).expanduser(), allow_pickle=False) as f:
+            return frozenset(f.files)
+    except Exception:
+        return frozenset()
+
+
 def expected_inputs(inputs: Sequence[InputSpec]) -> str:
-    return "; ".join(f"{i.name}: {i.dtype}[N, {', '.join(map(str, i.shape))}]" for i in inputs)
+    """Each input as the graph takes it: ``N`` where it holds the batch."""
+    parts = []
+    for i in inputs:
+        dims: list[str] = [str(d) for d in i.shape]
+        if i.batch_axis is not None:
+            dims.insert(i.batch_axis, "N")
+        parts.append(f"{i.name}: {i.dtype}[{', '.join(dims)}]")
+    return "; ".join(parts)
 
 
 def load_inputs(
@@ -72,9 +91,15 @@ def load_inputs(
     expect = f"the model expects {expected_inputs(inputs)}"
     _same_names(arrays, names, f"{what} {path}", expect)
     out = []
+    shared: set[int] = set()  # inputs without a batch axis: one value, given once
     for k, (spec, shape) in enumerate(zip(inputs, shapes, strict=True)):
         a = arrays[spec.name]
         free = set(dynamic[k]) if k < len(dynamic) else set()
+        if spec.batch_axis is None and a.ndim == len(shape):
+            shared.add(k)
+            a = a[None]
+        elif spec.batch_axis and a.ndim == len(shape) + 1:  # stored as the graph takes it
+            a = np.moveaxis(a, spec.batch_axis, 0)
         if a.ndim != len(shape) + 1:
             raise UserDataError(
                 f"{what} {path}: {spec.name!r} has shape {format_shape(a.shape)}, rank {a.ndim}; the model "
@@ -92,7 +117,9 @@ def load_inputs(
                 f"({_kind(spec.dtype)}); {expect}"
             )
         out.append(np.ascontiguousarray(a.astype(spec.dtype, copy=False)))
-    lengths = {len(a) for a in out}
+    lengths = {len(a) for k, a in enumerate(out) if k not in shared}
+    for k in shared:
+        out[k] = np.ascontiguousarray(np.repeat(out[k], max(lengths, default=1), axis=0))
     if len(lengths) > 1:
         raise UserDataError(
             f"{what} {path}: the arrays hold different numbers of samples "

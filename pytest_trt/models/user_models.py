@@ -20,7 +20,7 @@ from torch import nn
 
 from pytest_trt.models import zoo
 from pytest_trt.models.export import OnnxModelError
-from pytest_trt.models.onnx_models import ShapeError, Shapes, read_graph, spec_for_onnx
+from pytest_trt.models.onnx_models import Graph, ShapeError, Shapes, read_graph, spec_for_onnx
 from pytest_trt.models.signature import InputSpec, Shape
 from pytest_trt.models.user_data import expected_inputs
 
@@ -97,12 +97,16 @@ def register_model(
     trained: bool = True,
     tags: Sequence[str] = (),
     description: str = "",
+    batch_axes: Mapping[str, int | None] | None = None,
+    input_values: Mapping[str, float] | None = None,
 ) -> str:
     """Declare a model for the benchmarks: an ONNX file (``onnx=``) or a module factory (``module=``).
 
     - ``onnx``: inputs come from the graph; ``shapes`` / ``min_shapes`` / ``max_shapes`` (full shapes,
-      batch first, as trtexec's ``--shapes``) size its dynamic axes.  There is no PyTorch module, so the
-      fp32 reference is ONNX Runtime on CPU.
+      as trtexec's ``--shapes``) size its dynamic axes; ``batch_axes`` says where a tensor holds the batch
+      when the graph's symbols do not (``{"state": 1}``, ``None`` for none) and ``input_values`` fills an
+      input with one number (``{"sr": 16000}``).  There is no PyTorch module, so the fp32 reference is
+      ONNX Runtime on CPU.
     - ``module``: a zero-argument factory returning the ``nn.Module`` with its weights; ``inputs`` gives
       each ``forward`` argument's per-sample shape by name (``{"image": (3, 224, 224)}``), ``dtypes`` any
       that are not float32.  ``trained=False`` says the weights are random: the same-recipe reference
@@ -117,8 +121,10 @@ def register_model(
         onnx = _beside(origin, Path(os.fspath(onnx)).expanduser())
     try:
         spec = _declare(
-            name, onnx, module, inputs, dtypes, shapes, min_shapes, max_shapes, task, num_classes,
-            output_names, trained, tags, description,
+            name, onnx, module, inputs, dtypes,
+            Shapes(dict(shapes or {}), dict(min_shapes or {}), dict(max_shapes or {}), dict(batch_axes or {}),
+                   dict(input_values or {})),
+            task, num_classes, output_names, trained, tags, description,
         )  # fmt: skip
     except (ModelDeclarationError, OnnxModelError, ShapeError) as exc:
         _problem(name, str(exc), origin, tags)
@@ -133,9 +139,7 @@ def _declare(
     module: Callable[[], nn.Module] | None,
     inputs: InputsArg | None,
     dtypes: Mapping[str, str] | None,
-    shapes: Mapping[str, Shape] | None,
-    min_shapes: Mapping[str, Shape] | None,
-    max_shapes: Mapping[str, Shape] | None,
+    shapes: Shapes,
     task: str,
     num_classes: int | None,
     output_names: Sequence[str],
@@ -161,7 +165,7 @@ def _declare(
         spec = spec_for_onnx(
             name,
             Path(os.fspath(onnx)).expanduser(),
-            shapes=Shapes(dict(shapes or {}), dict(min_shapes or {}), dict(max_shapes or {})),
+            shapes=shapes,
             task=task,
             num_classes=num_classes,
             description=description,
@@ -294,20 +298,19 @@ UNTRAINED = ":untrained"  # --trt-onnx m.onnx:untrained: this file's weights are
 
 def register_onnx_files(
     files: Sequence[str],
-    shapes: Mapping[str, Shape],
-    min_shapes: Mapping[str, Shape],
-    max_shapes: Mapping[str, Shape],
+    shapes: Shapes,
     task: str = "generic",
     trained: bool = True,
 ) -> list[str]:
     """``--trt-onnx [NAME=]PATH[:untrained]`` (repeatable): each file becomes a model named after the file.
 
-    The shapes apply to every file that has inputs of those names; a name no file has is an error.
-    ``trained=False`` (``--trt-onnx-trained no``) or a file's ``:untrained`` says its weights are not
-    trained: the same-recipe rule judges it, not the absolute thresholds meant for trained outputs.
+    What ``shapes`` says (shapes, batch axes, input values) applies to every file that has tensors of
+    those names; a name no file has is an error.  ``trained=False`` (``--trt-onnx-trained no``) or a
+    file's ``:untrained`` says its weights are not trained: the same-recipe rule judges it, not the
+    absolute thresholds meant for trained outputs.
     """
     names: list[str] = []
-    graphs = []
+    entries: list[tuple[str, str, bool, Graph]] = []  # (label, item, untrained, graph)
     for entry in files:
         untrained = entry.endswith(UNTRAINED)
         item = entry.removesuffix(UNTRAINED)
@@ -315,47 +318,38 @@ def register_onnx_files(
         if not sep:
             label, path = Path(item).name, item
         names.append(label)
-        origin = f"--trt-onnx {item}"
         if label in names[:-1]:
             _problem(
                 label,
                 f"two --trt-onnx files are named {label!r}; name them: --trt-onnx NAME=PATH",
-                origin,
+                f"--trt-onnx {item}",
                 ("cli",),
             )
             continue
         try:
-            graph = read_graph(path)
+            entries.append((label, item, untrained, read_graph(path)))
         except OnnxModelError as exc:  # like a missing test path: a usage error before anything runs
             raise ModelDeclarationError(f"--trt-onnx {item}: {exc}") from None
-        graphs.append(graph)
-        own = {n for t in graph.inputs for n in [t.name]}
-        try:
-            spec = spec_for_onnx(
-                label,
-                path,
-                shapes=Shapes(
-                    {k: v for k, v in shapes.items() if k in own},
-                    {k: v for k, v in min_shapes.items() if k in own},
-                    {k: v for k, v in max_shapes.items() if k in own},
-                ),
-                task=task,
-                graph=graph,
-                tags=frozenset({"cli"}),
-            )
-            if untrained or not trained:
-                spec = dataclasses.replace(spec, trained=False)
-        except ShapeError as exc:
-            _problem(label, f"--trt-onnx {item}: {exc}", origin, ("cli",))
-            continue
-        _register(spec, origin)
-    known = {t.name for g in graphs for t in g.inputs}
-    stray = [n for n in (*shapes, *min_shapes, *max_shapes) if n not in known]
+    graphs = [g for *_, g in entries]
+    known = {t.name for g in graphs for t in (*g.inputs, *g.outputs)}
+    stray = sorted(n for n in shapes.named() if n not in known)
     if stray and graphs:
         listing = "; ".join(f"{g.path.name}: {g.describe_inputs()}" for g in graphs)
         raise ModelDeclarationError(
-            f"--trt-shapes names input(s) {', '.join(map(repr, stray))} that no --trt-onnx file has ({listing})"
+            f"--trt-shapes / --trt-batch-axis / --trt-input-value name {', '.join(map(repr, stray))}, which no "
+            f"--trt-onnx file has ({listing})"
         )
+    for label, item, untrained, graph in entries:
+        own = {t.name for t in (*graph.inputs, *graph.outputs)}
+        try:
+            spec = spec_for_onnx(
+                label, graph.path, shapes=shapes.only(own), task=task, graph=graph, tags=frozenset({"cli"})
+            )
+        except ShapeError as exc:  # shapes the command line gave: a bad request, as a missing file is
+            raise ModelDeclarationError(f"--trt-onnx {item}: {exc}") from None
+        if untrained or not trained:
+            spec = dataclasses.replace(spec, trained=False)
+        _register(spec, f"--trt-onnx {item}")
     return names
 
 

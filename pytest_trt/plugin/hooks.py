@@ -103,15 +103,21 @@ def _add_onnx_files(config: pytest.Config, settings: Settings) -> None:
     no test path was given, as ``trtexec --onnx`` needs no test file)."""
     from pathlib import Path
 
-    from pytest_trt.models import user_models
+    from pytest_trt.models import user_data, user_models
+    from pytest_trt.models.onnx_models import Shapes
     from pytest_trt.plugin import user_suite
 
     try:
         user_models.register_onnx_files(
             settings.onnx_files,
-            settings.shapes,
-            settings.min_shapes,
-            settings.max_shapes,
+            Shapes(
+                settings.shapes,
+                settings.min_shapes,
+                settings.max_shapes,
+                settings.batch_axis,
+                settings.input_values,
+                user_data.array_names(settings.inputs_npz),
+            ),
             settings.onnx_task,
             settings.onnx_trained,
         )

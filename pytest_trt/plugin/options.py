@@ -201,6 +201,24 @@ OPTIONS: tuple[Opt, ...] = (
         default={},
     ),
     Opt(
+        "batch-axis",
+        "where a --trt-onnx input or output holds the batch when the graph does not say it: NAME:AXIS "
+        "(state:1) or NAME:none, fed once per batch (repeatable; default: where the batch's symbol is, else 0)",
+        "append",
+        metavar="NAME:AXIS",
+        parse=P.batch_axes,
+        default={},
+    ),
+    Opt(
+        "input-value",
+        "fill a --trt-onnx input with this number (a scalar mode such as sr:16000) instead of synthetic values",
+        "append",
+        metavar="NAME:NUMBER",
+        parse=P.input_values,
+        default={},
+        field="input_values",
+    ),
+    Opt(
         "onnx-trained",
         "are the --trt-onnx files' weights trained? yes (default: the absolute gates apply) or no (random "
         "weights: the same-recipe rule judges); one file alone: --trt-onnx m.onnx:untrained",

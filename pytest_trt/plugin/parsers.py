@@ -161,6 +161,46 @@ def shapes(name: str, value: Any) -> dict[str, tuple[int, ...]]:
         raise pytest.UsageError(str(exc)) from None
 
 
+def _named_items(name: str, value: Any, form: str) -> list[tuple[str, str]]:
+    """``NAME:VALUE[,NAME:VALUE]`` (repeatable) -> pairs; a name may itself hold ':' (the value is
+    after the last one)."""
+    pairs: list[tuple[str, str]] = []
+    for v in value if isinstance(value, (list, tuple)) else [value]:
+        for item in str(v).split(","):
+            key, sep, val = item.strip().rpartition(":")
+            if not sep or not key or not val:
+                raise usage(name, item, f"write {form}")
+            if key in (k for k, _ in pairs):
+                raise usage(name, item, f"{key!r} is given twice")
+            pairs.append((key, val))
+    return pairs
+
+
+def batch_axes(name: str, value: Any) -> dict[str, int | None]:
+    """``state:1`` (the batch is axis 1 of 'state') or ``sr:none`` (no batch axis), inputs or outputs."""
+    out: dict[str, int | None] = {}
+    form = "NAME:AXIS or NAME:none, e.g. state:1"
+    for key, val in _named_items(name, value, form):
+        if val.lower() == "none":
+            out[key] = None
+        elif val.isdigit():
+            out[key] = int(val)
+        else:
+            raise usage(name, f"{key}:{val}", f"the axis is a number >= 0 or 'none'; write {form}")
+    return out
+
+
+def input_values(name: str, value: Any) -> dict[str, float]:
+    """``sr:16000``: every sample of input 'sr' holds this number."""
+    out: dict[str, float] = {}
+    for key, val in _named_items(name, value, "NAME:NUMBER, e.g. sr:16000"):
+        try:
+            out[key] = float(val)
+        except ValueError:
+            raise usage(name, f"{key}:{val}", "the value is a number, e.g. sr:16000") from None
+    return out
+
+
 def as_list(name: str, value: Any) -> list[str]:
     return [str(v) for v in value]
 

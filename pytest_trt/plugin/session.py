@@ -18,6 +18,7 @@ from torch import nn
 
 from pytest_trt.cache import ArtifactCache
 from pytest_trt.engines import registry as backends
+from pytest_trt.engines.layout import batch_first
 from pytest_trt.engines.protocol import BuildContext, BuildFailed, BuiltNotRunnable, Engine
 from pytest_trt.engines.recipes import apply_graph_recipe, graph_recipe
 from pytest_trt.hardware import jetson
@@ -211,7 +212,7 @@ class TrtSession:
                 )
                 calib = self.calibration(case) if gate_class == "int8" else None
                 graph = apply_graph_recipe(self.cache, self.onnx(case, req), ref_recipe, calib)
-                out = reference.graph_outputs(graph.path, base.samples.arrays)
+                out = reference.graph_outputs(graph.path, base.samples.arrays, layout=spec)
                 ref = reference.Reference(f"{kind}: {ref_recipe.name}", out, exact=exact)
             elif gate_class in ("tf32", "fp16", "bf16"):
                 module, _ = self.model(case.model)
@@ -245,9 +246,9 @@ class TrtSession:
             kind = reference.describe("fp32", "cpu", onnx_only=True)
             path = Path(str(spec.onnx_path))
             t0 = time.perf_counter()
-            first = reference.graph_outputs(path, samples.arrays)
+            first = reference.graph_outputs(path, samples.arrays, layout=spec)
             seconds = time.perf_counter() - t0
-            second = reference.graph_outputs(path, samples.arrays)
+            second = reference.graph_outputs(path, samples.arrays, layout=spec)
             names = list(spec.output_names)
         else:
             kind = "strict fp32 baseline (PyTorch)"
@@ -323,7 +324,7 @@ class TrtSession:
                 calibration=lambda: self.calibration(case),
                 verbose=self.verbose,
             )
-            eng = backend.build(ctx)
+            eng = batch_first(backend.build(ctx), model_spec)
         except (BuildFailed, BuiltNotRunnable) as exc:  # the next case of this group gets the same answer
             self._failed[group] = exc
             raise

@@ -75,6 +75,8 @@ class Settings:
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # opt shapes by input name
     min_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     max_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    batch_axis: dict[str, int | None] = field(default_factory=dict)  # where named tensors hold the batch
+    input_values: dict[str, float] = field(default_factory=dict)  # inputs filled with one number
     onnx_task: str = "generic"
     onnx_trained: bool = True
     inputs_npz: str | None = None

@@ -26,7 +26,7 @@ class OnnxRuntimeFeed(Feed):
         names = [n for n, _ in inputs]
         arrays = typed_inputs(x, [t for _, t in inputs], names)
         self.feed = dict(zip(names, arrays, strict=True))
-        self.batch = int(arrays[0].shape[0])
+        self.batch = int(arrays[0].shape[0]) if arrays[0].ndim else 1  # a relayout wrapper corrects it
 
 
 class OnnxRuntimeEngine(Engine):

@@ -120,7 +120,7 @@ class OpenVinoBackend(Backend):
         t1 = time.perf_counter()
         try:
             model = core.read_model(str(graph.path))
-            _set_batch(model, ctx.spec)
+            _set_batch(model, ctx.spec, ctx.model_spec)
             read_s = time.perf_counter() - t1
             config = {
                 "PERFORMANCE_HINT": "LATENCY",
@@ -165,17 +165,20 @@ class OpenVinoBackend(Backend):
         return OpenVinoEngine(core, model, compiled, target, device, info)
 
 
-def _set_batch(model: Any, spec: BuildSpec) -> None:
-    """The batch dimension of every input: fixed for a static profile, bounded for a dynamic one."""
+def _set_batch(model: Any, spec: BuildSpec, model_spec: ModelSpec) -> None:
+    """The batch dimension of every input, on the axis where the graph holds it: fixed for a static
+    profile, bounded for a dynamic one (an input without a batch axis keeps its shape)."""
     import openvino as ov
 
     lo, _, hi = spec.build_batches
+    axes = {i.name: i.batch_axis for i in model_spec.inputs}
     shapes = {}
     for inp in model.inputs:
         ps = inp.get_partial_shape()
-        if ps.rank.is_dynamic or len(ps) == 0:
+        axis = axes.get(inp.any_name, 0)
+        if ps.rank.is_dynamic or axis is None or len(ps) <= axis:
             continue
-        ps[0] = ov.Dimension(lo) if lo == hi else ov.Dimension(lo, hi)
+        ps[axis] = ov.Dimension(lo) if lo == hi else ov.Dimension(lo, hi)
         shapes[inp.any_name] = ps
     if shapes:
         model.reshape(shapes)

@@ -14,7 +14,7 @@ from pytest_trt.engines.protocol import Device, Engine, EngineInfo, Feed, Inputs
 class OpenVinoFeed(Feed):
     def __init__(self, arrays: list[np.ndarray]) -> None:
         self.arrays = arrays
-        self.batch = int(arrays[0].shape[0])
+        self.batch = int(arrays[0].shape[0]) if arrays[0].ndim else 1  # a relayout wrapper corrects it
 
 
 class OpenVinoEngine(Engine):
