@@ -176,7 +176,7 @@ def results_from_run(data: Mapping[str, Any]) -> list[RunResult]:
             quality=_quality_numbers(ex),
             recipe=(ex.get("recipe") or {}).get("name"),
             env=env,
-            extra=ex,
+            extra=dict(ex),
         )
     for case in (data.get("pytest_trt") or {}).get("cases", []):
         key = case.get("nodeid")
