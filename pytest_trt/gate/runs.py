@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_trt.cache import atomic_write_text
+from pytest_trt.cache import atomic_write_bytes
 
 SCHEMA = "pytest-trt/1"
 #: every status a case record can carry, in the order a case can reach them
@@ -43,9 +43,14 @@ def jsonable(obj: Any) -> Any:
     return obj
 
 
+def json_bytes(payload: Mapping[str, Any]) -> bytes:
+    """A run (or any results payload) as strict JSON."""
+    return json.dumps(jsonable(payload), indent=1, default=str).encode()
+
+
 def write_json(path: Path, payload: Mapping[str, Any]) -> None:
     """Write a run (or any results payload) as strict JSON, atomically."""
-    atomic_write_text(path, json.dumps(jsonable(payload), indent=1, default=str))
+    atomic_write_bytes(path, json_bytes(payload))
 
 
 class ResultsError(ValueError):

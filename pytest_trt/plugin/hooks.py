@@ -9,9 +9,9 @@ import pytest
 
 from pytest_trt.engines import registry as backends
 from pytest_trt.engines.tensorrt import versions as trt_versions
-from pytest_trt.gate.runs import write_json
+from pytest_trt.gate.runs import json_bytes
 from pytest_trt.measure.timing import VIRTUAL_CLOCK
-from pytest_trt.plugin import matrix, options, records, timing_setup
+from pytest_trt.plugin import matrix, options, records, result_files, timing_setup
 from pytest_trt.plugin.fixtures import (  # noqa: F401 - fixtures are registered by import
     SESSION_KEY,
     SETTINGS_KEY,
@@ -85,6 +85,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
         config.stash[CLOCKS_KEY] = clocks.lock(settings.lock_clocks, settings.device)
     config.stash[SESSION_KEY].timeline.mark("configured")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    sess = session.config.stash.get(SESSION_KEY, None)
+    if sess is not None:  # every plugin is configured now, pytest-benchmark's session included
+        result_files.guard_benchmark_json(session.config, sess.saved)
 
 
 def _baseline_rule(config: pytest.Config) -> Any:
@@ -390,7 +396,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         worker = getattr(config, "workerinput", {}).get("workerid")
         if worker:  # xdist: one file per worker next to the requested one, never a shared partial write
             path = path.with_name(f"{path.stem}.{worker}{path.suffix}")
-        write_json(path, payload)
+        sess.saved.save(path, json_bytes(payload), "--trt-json")
     if s.baseline is not None:
         from pytest_trt.gate import compare
 
@@ -413,6 +419,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         f"pytest-trt cache ({sess.cache.root}): {sess.cache.stats.summary()}",
         timing_setup.timing_lines(config),
     )
+    for line in sess.saved.lines:
+        tr.write_line(f"pytest-trt results: {line}", red="could not write" in line)
     if timing_setup.nothing_measured(sess) and not hasattr(config, "workerinput"):
         tr.write_line(
             f"pytest-trt: nothing was measured: all {len(sess.records)} cases were skipped (the reasons are "

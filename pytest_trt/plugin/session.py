@@ -25,6 +25,7 @@ from pytest_trt.hardware import jetson
 from pytest_trt.hardware.cuda_warmup import Warmup
 from pytest_trt.models import datasets, onnx_models, user_data, zoo
 from pytest_trt.models.export import ExportSettings, OnnxModel, export_onnx
+from pytest_trt.plugin import result_files
 from pytest_trt.plugin.matrix import Case, Request, hw_range_for
 from pytest_trt.plugin.settings import Settings
 from pytest_trt.quality import metrics, reference
@@ -75,6 +76,7 @@ class TrtSession:
         self.on_jetson = jetson.board() is not None
         self.warmup: Warmup | None = None  # background CUDA start-up (set by the plugin on a GPU)
         self.timeline = wall.Timeline()  # where this process's wall time goes
+        self.saved = result_files.Saved()  # where the result files went
         self.isolation: Isolation | None = None  # the timing workers (--trt-isolate), set at collection end
         self.timed_ids: list[str] = []  # the cases timed so far, in order
         self.sentinel: Sentinel | None = None  # the first timed case, timed again at the end
