@@ -2,8 +2,15 @@
 
 Every artifact (exported ONNX, quantized ONNX, serialized TensorRT plan, timing cache, calibration
 cache) lives at ``ROOT/<kind>/<key[:2]>/<key><suffix>`` with a ``.meta.json`` sidecar holding its
-SHA-256, size and the key parts.  An artifact is trusted only when its sidecar exists and the
-checksum matches; anything else is discarded with a warning and rebuilt.  Nothing is unpickled.
+SHA-256, size and the key parts, and a checksum of the sidecar itself.  An artifact is trusted only
+when its sidecar is whole, names its key, and the artifact's checksum matches; anything else is
+discarded with a warning and rebuilt.  Nothing is unpickled.
+
+The cache is ours: a root that another user owns or that others can write is not used (artifacts
+planted there would come with matching sidecars); the session falls back to a private temporary
+cache and says why.  Partial files of killed builds (every one is named ``.<artifact>.*``) are swept
+under the artifact's lock, scratch and fallback directories older than a day at start-up, and a
+process waiting for another's build says whom it waits for.
 """
 
 from __future__ import annotations
@@ -25,6 +32,9 @@ from filelock import FileLock, Timeout
 
 CACHE_SCHEMA = 1
 LOCK_TIMEOUT_S = 3600.0
+STOPPED_HOLDER_S = 30.0  # a lock holder stopped (SIGSTOP, ^Z) this long is reported, not waited for
+SCRATCH_PREFIXES = ("pytest-trt-cache-", "pytest-trt-qdq-", "pytest-trt-modelopt-", "pytest-trt-onnx-")
+SCRATCH_MAX_AGE_S = 24 * 3600.0
 
 
 class CacheWarning(UserWarning):
@@ -109,27 +119,29 @@ class ArtifactCache:
 
     @staticmethod
     def _usable_root(root: Path, fallback_to_temp: bool) -> Path:
+        sweep_scratch()
         try:
             _ensure_private_dir(root)
-            probe = root / f".write-probe-{os.getpid()}"
-            probe.write_bytes(b"x")
-            probe.unlink()
-            return root
+            problem = not_ours(root)
+            if problem is None:
+                probe = root / f".write-probe-{os.getpid()}"
+                probe.write_bytes(b"x")
+                probe.unlink()
+                return root
         except OSError as exc:
-            if not fallback_to_temp:
-                raise CacheError(
-                    f"cache directory {root} is not writable ({exc.strerror or exc}); "
-                    "pass --trt-cache-dir with a writable directory"
-                ) from exc
-            tmp = Path(tempfile.mkdtemp(prefix="pytest-trt-cache-"))
-            warnings.warn(
-                f"cache directory {root} is not writable ({exc.strerror or exc}); using the temporary "
-                f"cache {tmp} for this session (nothing will be reused next time). "
-                "Pass --trt-cache-dir with a writable directory to keep artifacts.",
-                CacheWarning,
-                stacklevel=2,
+            problem = f"is not writable ({exc.strerror or exc})"
+        if not fallback_to_temp:
+            raise CacheError(
+                f"cache directory {root} {problem}; pass --trt-cache-dir with a directory of your own"
             )
-            return tmp
+        tmp = Path(tempfile.mkdtemp(prefix="pytest-trt-cache-"))
+        warnings.warn(
+            f"cache directory {root} {problem}; using the temporary cache {tmp} for this session (nothing "
+            "will be reused next time). Pass --trt-cache-dir with a directory of your own to keep artifacts.",
+            CacheWarning,
+            stacklevel=2,
+        )
+        return tmp
 
     def path_for(self, kind: str, key: str, suffix: str) -> Path:
         return self.root / kind / key[:2] / f"{key}{suffix}"
@@ -142,15 +154,19 @@ class ArtifactCache:
     def lock(self, path: Path, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
         # flock-based: the OS drops the lock of a killed process, so the next run recovers it.
         _ensure_private_dir(path.parent)
-        lock = FileLock(str(path) + ".lock", timeout=timeout)
+        lock = FileLock(str(path) + ".lock")
+        owner = Path(str(path) + ".lock.owner")
+        _acquire(lock, owner, path, timeout)
         try:
-            with lock:
-                yield
-        except Timeout as exc:
-            raise CacheError(
-                f"timed out after {timeout:.0f} s waiting for another process building {path}; "
-                "if no other pytest is running, delete the .lock file"
-            ) from exc
+            with contextlib.suppress(OSError):
+                owner.write_text(
+                    json.dumps({"pid": os.getpid(), "host": os.uname().nodename, "since": time.time()})
+                )
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                owner.unlink()
+            lock.release()
 
     def verify(self, path: Path, discard: bool = True) -> dict[str, Any] | None:
         """The sidecar of a trusted artifact, or None (with a warning) if it is missing or corrupt.
@@ -164,7 +180,11 @@ class ArtifactCache:
         meta: dict[str, Any] = {}
         try:
             meta = json.loads(meta_file.read_text())
-            if not path.exists():
+            if not isinstance(meta, dict) or meta.pop("meta_sha256", None) != _meta_digest(meta):
+                problem = "its sidecar was altered (its own checksum does not match)"
+            elif not path.name.startswith(str(meta.get("key"))):
+                problem = f"its sidecar names another key ({meta.get('key')})"
+            elif not path.exists():
                 problem = "the artifact file is missing"
             elif path.stat().st_size != meta.get("size"):
                 problem = f"size {path.stat().st_size} != recorded {meta.get('size')} (truncated?)"
@@ -187,7 +207,7 @@ class ArtifactCache:
 
     def _sweep_partials(self, path: Path) -> None:
         # Temp files of a process that died mid-write; safe to remove while we hold the lock.
-        for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        for stale in path.parent.glob(f".{path.name}.*"):  # every partial file is named so
             with contextlib.suppress(OSError):
                 stale.unlink()
 
@@ -231,7 +251,9 @@ class ArtifactCache:
             }
             _fsync(tmp)
             os.replace(tmp, path)
-            atomic_write_text(self.meta_path(path), json.dumps(meta, indent=1, default=str))
+            meta = json.loads(json.dumps(meta, default=str))  # what the sidecar will read back as
+            meta_doc = {**meta, "meta_sha256": _meta_digest(meta)}
+            atomic_write_text(self.meta_path(path), json.dumps(meta_doc, indent=1))
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise CacheError(
@@ -245,6 +267,90 @@ class ArtifactCache:
         self.stats.bump(self.stats.built, kind)
         self.stats.build_seconds[kind] = self.stats.build_seconds.get(kind, 0.0) + seconds
         return Artifact(path, key, meta["sha256"], meta["size"], True, seconds, meta)
+
+
+def _meta_digest(meta: Mapping[str, Any]) -> str:
+    """The sidecar's own checksum (over everything but itself): a changed number in it is detected."""
+    return hashlib.sha256(canonical_json(meta).encode()).hexdigest()
+
+
+def not_ours(root: Path) -> str | None:
+    """Why a cache root must not be trusted, or None: another user owns it, or others can write it."""
+    st = root.stat()  # through a symlink: the directory it leads to
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        return f"belongs to another user (uid {st.st_uid})"
+    if st.st_mode & 0o022:
+        return f"can be written by others (mode {st.st_mode & 0o777:o})"
+    return None
+
+
+def sweep_scratch(max_age_s: float = SCRATCH_MAX_AGE_S) -> list[Path]:
+    """Remove our scratch and fallback directories in the temporary directory older than ``max_age_s``
+    (a killed run leaves them); a live session's are younger and are kept."""
+    import shutil
+
+    removed = []
+    now = time.time()
+    tmp = Path(tempfile.gettempdir())
+    for prefix in SCRATCH_PREFIXES:
+        for d in tmp.glob(prefix + "*"):
+            try:
+                st = d.lstat()
+                if not d.is_dir() or d.is_symlink() or now - st.st_mtime < max_age_s:
+                    continue
+                if hasattr(os, "getuid") and st.st_uid != os.getuid():
+                    continue
+                shutil.rmtree(d)
+                removed.append(d)
+            except OSError:
+                continue
+    return removed
+
+
+def _holder(owner: Path) -> str:
+    """Who holds a lock, as its owner file says: pid, host, how long, and whether it is stopped."""
+    try:
+        info = json.loads(owner.read_text())
+        pid = int(info["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another process"
+    held = time.time() - float(info.get("since", time.time()))
+    state = ""
+    with contextlib.suppress(OSError, IndexError):
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    stopped = " (stopped: resume it with kill -CONT, or end it)" if state in ("T", "t") else ""
+    return f"process {pid} on {info.get('host', '?')}, holding it for {held:.0f} s{stopped}"
+
+
+def _acquire(lock: FileLock, owner: Path, path: Path, timeout: float) -> None:
+    """Take ``lock``; while another process holds it, say once whom we wait for, and give up with
+    a message naming it after ``timeout`` (or as soon as the holder has been stopped a while)."""
+    import sys
+
+    try:
+        lock.acquire(timeout=0)
+        return
+    except Timeout:
+        pass
+    sys.stderr.write(f"[pytest-trt] waiting for {_holder(owner)} to finish building {path.name}\n")
+    t0 = time.monotonic()
+    stopped_since: float | None = None
+    while True:
+        try:
+            lock.acquire(timeout=min(5.0, max(0.0, timeout - (time.monotonic() - t0))))
+            return
+        except Timeout:
+            pass
+        who = _holder(owner)
+        waited = time.monotonic() - t0
+        stopped_since = (stopped_since or time.monotonic()) if "stopped" in who else None
+        if waited >= timeout or (
+            stopped_since is not None and time.monotonic() - stopped_since >= STOPPED_HOLDER_S
+        ):
+            raise CacheError(
+                f"gave up after {waited:.0f} s waiting for {who} building {path}; if no other pytest is "
+                "running, delete the .lock file"
+            )
 
 
 def _fsync(path: Path) -> None:

@@ -184,7 +184,7 @@ def test_unwritable_cache_path_falls_back_with_warning(tmp_path: Path) -> None:
     with pytest.warns(CacheWarning, match="not writable.*temporary cache"):
         cache = ArtifactCache(blocker / "cache")
     assert cache.root.is_dir()
-    with pytest.raises(CacheError, match="pass --trt-cache-dir with a writable directory"):
+    with pytest.raises(CacheError, match="pass --trt-cache-dir with a directory of your own"):
         ArtifactCache(blocker / "cache", fallback_to_temp=False)
 
 
