@@ -138,9 +138,10 @@ def test_a_wait_for_a_stopped_lock_holder_names_it_and_gives_up(
         monkeypatch.setattr(cache_mod, "STOPPED_HOLDER_S", 0.5)
         cache = ArtifactCache(root)
         t0 = time.monotonic()
-        with pytest.raises(
-            CacheError, match=rf"process {holder.pid} on .*stopped: resume it with kill -CONT"
-        ), cache.lock(cache.path_for("onnx", "ab" * 32, ".onnx")):
+        with (
+            pytest.raises(CacheError, match=rf"process {holder.pid} on .*stopped: resume it with kill -CONT"),
+            cache.lock(cache.path_for("onnx", "ab" * 32, ".onnx")),
+        ):
             pass
         assert time.monotonic() - t0 < 30
         assert f"waiting for process {holder.pid}" in capsys.readouterr().err

@@ -110,3 +110,24 @@ def test_an_output_path_that_cannot_be_written_exits_2(
     assert main([cmd, *files, flag, str(target)]) == 2
     err = capsys.readouterr().err
     assert f"pytest-trt {cmd}: cannot write" in err and "choose another path" in err
+
+
+def test_a_misspelled_model_is_one_usage_error_with_a_hint(pytester: pytest.Pytester) -> None:
+    for name in ("test_a.py", "test_b.py"):
+        pytester.makepyfile(
+            **{
+                name[:-3]: """
+import pytest
+
+@pytest.mark.trt_matrix(backends=["onnxruntime"], precisions=["fp32"])
+def test_t(trt_run):
+    trt_run.run()
+"""
+            }
+        )
+    r = pytester.runpytest(
+        "-p", "no:cacheprovider", "--trt-device=cpu", "--trt-models=tinycn", "--collect-only"
+    )
+    assert r.ret == pytest.ExitCode.USAGE_ERROR
+    r.stderr.fnmatch_lines(["*--trt-models: unknown model(s) tinycn ('tinycn': did you mean 'tinycnn'?)*"])
+    assert "Traceback" not in r.stdout.str() + r.stderr.str()

@@ -190,6 +190,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     from pytest_trt.run import shard
 
     s = config.stash[SETTINGS_KEY]
+    problem = matrix.unknown_models(s)
+    if problem:
+        raise pytest.UsageError(problem)
     if s.shard is not None:
         index, count = s.shard
         where = shard.assign([it.nodeid for it in items], count)

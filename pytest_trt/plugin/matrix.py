@@ -121,14 +121,30 @@ def models_for(req: Request, settings: Settings) -> list[str]:
     names = list(req.models) if req.models is not None else zoo.names(task=req.task, tag=req.tag)
     for n in names:
         zoo.get(n)  # unknown names are an error now, not at run time
-    if settings.models is not None:
-        unknown = [m for m in settings.models if m not in zoo.names()]
-        if unknown:
-            raise pytest.UsageError(
-                f"--trt-models: unknown model(s) {', '.join(unknown)}; registered: {', '.join(zoo.names())}"
-            )
+    if settings.models is not None:  # names no module declares are one usage error at collection's end
         names = [n for n in names if n in settings.models]
     return names
+
+
+def unknown_models(settings: Settings) -> str | None:
+    """The usage error for ``--trt-models`` names that nothing registered (checked once every test
+    module, which may register models, has been imported), or None."""
+    if settings.models is None:
+        return None
+    unknown = [m for m in settings.models if m not in zoo.names()]
+    if not unknown:
+        return None
+    import difflib
+
+    hints = [
+        f"{m!r}: did you mean {close[0]!r}?"
+        for m in unknown
+        if (close := difflib.get_close_matches(m, zoo.names(), 1))
+    ]
+    return (
+        f"--trt-models: unknown model(s) {', '.join(unknown)}{' (' + '; '.join(hints) + ')' if hints else ''}; "
+        f"registered: {', '.join(zoo.names())}"
+    )
 
 
 def expand(req: Request, settings: Settings) -> list[Any]:
