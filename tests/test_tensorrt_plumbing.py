@@ -53,11 +53,11 @@ def bind(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
         ("8.6", "int8", "auto", ("trt8.6-weak-int8", ("INT8",), "IInt8EntropyCalibrator2")),
         ("10", "fp16", "auto", ("trt10-weak-fp16", ("FP16",), None)),
         ("10", "bf16", "weak", ("trt10-weak-bf16", ("BF16",), None)),
-        ("10", "int8", "strong", ("trt10-strong-onnx-qdq-int8-entropy-fbias", (), None)),
+        ("10", "int8", "strong", ("trt10-strong-onnx-qdq-int8-minmax-fbias", (), None)),
         ("10", "fp16", "strong", ("trt10-strong-onnx-fp16-keepio", (), None)),
         ("11", "fp32", "auto", ("trt11-strong-fp32", (), None)),
         ("11", "fp16", "auto", ("trt11-strong-onnx-fp16-keepio", (), None)),
-        ("11", "int8", "auto", ("trt11-strong-onnx-qdq-int8-entropy-fbias", (), None)),
+        ("11", "int8", "auto", ("trt11-strong-onnx-qdq-int8-minmax-fbias", (), None)),
     ],
 )
 def test_recipe_by_version(bind, family: str, precision: str, typing: str, expect: tuple) -> None:  # type: ignore[no-untyped-def]

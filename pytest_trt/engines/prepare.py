@@ -5,11 +5,12 @@ was calibrated, recorded the same way for every engine.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pytest_trt.engines.protocol import BuildContext, BuildSpec, Unsupported
+from pytest_trt.engines.protocol import BuildContext, BuildSpec, Unsupported, named_exclusions
 from pytest_trt.engines.recipes import (
     Recipe,
     RecipeUnavailable,
@@ -29,6 +30,8 @@ class PreparedGraph:
     graph: OnnxModel  # the ONNX file the engine is built from
     calibration: Samples | None  # the samples an int8 recipe was calibrated on
     seconds: float  # making (or finding) the graph
+    recipe: Recipe  # the recipe as made: ``--trt-int8-exclude auto`` resolved to the layers it keeps
+    sensitivity: list[dict[str, Any]] | None = None  # int8 layers by output error, worst first (auto)
 
     def facts(self, recipe: Recipe) -> dict[str, Any]:
         """What a result records of the graph step: its cost, and for int8 the Q/DQ nodes and calibration."""
@@ -38,6 +41,8 @@ class PreparedGraph:
             "graph_params": self.graph.param_count,
             "graph_bytes": self.graph.file_size,
         }
+        if self.sensitivity is not None:
+            out["int8_sensitivity"] = self.sensitivity[:8]
         if recipe.graph == "qdq-int8" and self.calibration is not None:
             out["qdq_nodes"] = count_qdq_nodes(self.graph.path)
             out["calibration"] = {
@@ -54,10 +59,25 @@ def prepare_graph(ctx: BuildContext, recipe: Recipe, calibrate: bool | None = No
     need = recipe.graph == "qdq-int8" if calibrate is None else calibrate
     calib = ctx.calibration() if need else None
     t0 = time.perf_counter()
+    ranked = None
+    if recipe.graph == "qdq-int8" and ctx.spec.int8_exclude == "auto":
+        assert calib is not None
+        from pytest_trt.engines import int8_sensitivity
+
+        try:
+            ranked = int8_sensitivity.cached(ctx.cache, ctx.onnx, calib, recipe)
+            keep, how = tuple(int8_sensitivity.choose(ranked)), "auto"
+        except Exception as exc:  # the measurement is an aid: without it the whole graph is int8
+            keep, how = (), f"auto: not measured ({type(exc).__name__}: {str(exc)[:200]})"
+        recipe = dataclasses.replace(
+            recipe,
+            name=recipe.name + (f"-excl{len(keep)}" if keep else ""),
+            details={**recipe.details, "excluded": list(keep), "excluded_by": how},
+        )
     graph = (
         apply_graph_recipe(ctx.cache, ctx.onnx, recipe, calib) if recipe.graph != "as-exported" else ctx.onnx
     )
-    return PreparedGraph(graph, calib, time.perf_counter() - t0)
+    return PreparedGraph(graph, calib, time.perf_counter() - t0, recipe, ranked)
 
 
 def cpu_int8_recipe(spec: BuildSpec, backend: str) -> Recipe:
@@ -65,6 +85,8 @@ def cpu_int8_recipe(spec: BuildSpec, backend: str) -> Recipe:
     7-bit weights on x86 without VNNI, where ONNX Runtime's fused kernels saturate)."""
     tool = "ort" if spec.recipe_tool == "auto" else spec.recipe_tool
     try:
-        return graph_recipe("int8", spec.calib_method, tool, cpu_int8_saturates())
+        return graph_recipe(
+            "int8", spec.calib_method, tool, cpu_int8_saturates(), cpu=True, exclude=named_exclusions(spec)
+        )
     except RecipeUnavailable as exc:
         raise Unsupported(f"{backend} int8: {exc}") from exc

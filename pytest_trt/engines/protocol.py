@@ -96,10 +96,11 @@ class BuildSpec:
     allow_host_code: bool = False
     timing_cache: bool = True
     typing: str = "auto"  # auto | weak | strong (TensorRT 10 only has a choice)
-    calib_method: str = "entropy"
+    calib_method: str = "auto"  # auto: the method measured best for the quantizer used
     recipe_tool: str = "auto"  # auto | modelopt | ort
     cuda_graph: str = "auto"  # auto | on | off
     sparse_weights: bool = False  # the weights hold 2:4 sparsity: TensorRT may pick sparse kernels
+    int8_exclude: str = "auto"  # int8 layers kept in float: none | auto (measured) | comma-separated names
 
     @property
     def build_batches(self) -> tuple[int, int, int]:
@@ -111,6 +112,13 @@ class BuildSpec:
         if self.profile == "dynamic":
             d.pop("batch")  # one dynamic engine serves every batch in its range
         return d
+
+
+def named_exclusions(spec: BuildSpec) -> tuple[str, ...]:
+    """The int8 layers ``--trt-int8-exclude`` names (``auto`` is measured when the graph is prepared)."""
+    if spec.precision != "int8" or spec.int8_exclude in ("none", "auto"):
+        return ()
+    return tuple(n.strip() for n in spec.int8_exclude.split(",") if n.strip())
 
 
 @dataclass

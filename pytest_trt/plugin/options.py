@@ -360,12 +360,21 @@ OPTIONS: tuple[Opt, ...] = (
         default=machine(64, 16),
     ),
     Opt(
+        "int8-exclude",
+        "int8 layers kept in float: none, auto (each layer quantized alone on the calibration samples; the "
+        "few whose error stands out stay float, named in the result) or comma-separated ONNX node names",
+        "str",
+        metavar="none|auto|NAMES",
+        parse=P.int8_exclude,
+        default="auto",
+    ),
+    Opt(
         "calib-method",
-        "int8 calibration method",
+        "int8 calibration method (auto: minmax for onnxruntime's quantizer, entropy for ModelOpt's and TensorRT's calibrator, as measured in docs/int8.md)",
         "str",
         CALIB_METHODS,
         parse=P.one_of(CALIB_METHODS),
-        default="entropy",
+        default="auto",
     ),
     Opt("seed", "seed of synthetic inputs and random weights", "int", parse=P.number(int, 0), default=0),
     Opt("device", "auto | cpu | cuda | cuda:N"),

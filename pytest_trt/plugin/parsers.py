@@ -201,6 +201,16 @@ def input_values(name: str, value: Any) -> dict[str, float]:
     return out
 
 
+def int8_exclude(name: str, value: Any) -> str:
+    """none | auto | node names (comma-separated, as the ONNX graph names them)."""
+    text = str(value).strip()
+    if not text:
+        raise usage(name, value, "give none, auto or comma-separated ONNX node names")
+    if text.lower() in ("none", "auto"):
+        return text.lower()
+    return ",".join(n.strip() for n in text.split(",") if n.strip())
+
+
 def as_list(name: str, value: Any) -> list[str]:
     return [str(v) for v in value]
 

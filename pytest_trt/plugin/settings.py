@@ -45,6 +45,7 @@ class Settings:
     samples: int
     calib_samples: int
     calib_method: str
+    int8_exclude: str
     seed: int
     cuda_graph: str
     isolate: str
@@ -114,6 +115,7 @@ class Settings:
             calib_method=self.calib_method,
             recipe_tool=self.recipe_tool,
             cuda_graph=self.cuda_graph,
+            int8_exclude=self.int8_exclude,
         )
 
     def as_dict(self) -> dict[str, Any]:

@@ -205,7 +205,28 @@ class TrtRun:
     def assert_quality(self) -> None:
         msg = gates.failure_message(self.case.id, self.gate_results)
         if msg:
-            pytest.fail(msg, pytrace=False)
+            pytest.fail(msg + self._sensitivity_hint(), pytrace=False)
+
+    def _sensitivity_hint(self) -> str:
+        """For a failing int8 case: the layers that lose the most when quantized alone, and what the
+        recipe kept in float (what to try next)."""
+        ex = self.record["extra_info"]
+        if ex.get("precision") != "int8":
+            return ""
+        details = (ex.get("recipe") or {}).get("details") or {}
+        ranked = (ex.get("engine") or {}).get("int8_sensitivity")
+        kept = details.get("excluded") or []
+        lines = []
+        if ranked:
+            worst = ", ".join(f"{r['layer']} ({r['error']:.3g})" for r in ranked[:5])
+            lines.append(f"  most sensitive int8 layers (output error when quantized alone): {worst}")
+        if kept:
+            lines.append(f"  kept in float: {', '.join(kept)} ({details.get('excluded_by', 'named')})")
+        if not ranked:
+            lines.append("  --trt-int8-exclude auto measures which layers lose the accuracy")
+        else:
+            lines.append("  keep more in float with --trt-int8-exclude NAME[,NAME...]")
+        return "\n" + "\n".join(lines)
 
     def publish(self, status: str | None = None) -> None:
         """For benchmarks with their own loop (e.g. the video pipeline): set the status, write the record."""

@@ -41,6 +41,11 @@ class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
     precisions = ("fp32", "fp16", "bf16", "int8")
     uses_opt_level = True
+    # Its fused u8 x s8 kernels requantize between layers where the Q/DQ graph stays in float: with the
+    # unsigned-activation recipe (docs/int8.md) that is 0.55 of the recipe's own error on a random
+    # ResNet18 (0.29 on LRASPP), over the rule's 0.5 (set when the recipe erred more); 0.75 still fails
+    # 5 % output noise on both (1.88 and 0.92).
+    rule_overrides = ("int8:exact_ref_distance_ratio<=0.75",)
 
     def availability(self) -> Availability:
         try:
@@ -65,6 +70,7 @@ class OnnxRuntimeBackend(Backend):
 
         recipe = self.recipe(ctx.spec)
         prepared = prepare_graph(ctx, recipe)
+        recipe = prepared.recipe  # as made (--trt-int8-exclude auto resolved)
         model = prepared.graph
         t1 = time.perf_counter()
         sess, layers = _session(model.path, ctx.spec.opt_level, ctx.device)

@@ -113,6 +113,7 @@ class OpenVinoBackend(Backend):
 
         recipe = self.recipe(ctx.spec)
         prepared = prepare_graph(ctx, recipe)
+        recipe = prepared.recipe  # as made (--trt-int8-exclude auto resolved)
         graph = prepared.graph
         core = _core()
         target = _target(ctx.device, core.available_devices)

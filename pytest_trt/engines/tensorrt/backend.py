@@ -92,6 +92,7 @@ class TensorRTBackend(Backend):
         recipe = self.recipe(ctx.spec)
         gpu = GpuIdentity.of(ctx.device)
         prepared = prepare_graph(ctx, recipe, calibrate=recipe.graph == "qdq-int8" or bool(recipe.calibrator))
+        recipe = prepared.recipe  # as made (--trt-int8-exclude auto resolved)
         model, calib, recipe_seconds = prepared.graph, prepared.calibration, prepared.seconds
         key = self.plan_key(ctx, recipe, model.sha256, gpu)
         calib_path = None

@@ -13,7 +13,7 @@ import importlib
 import threading
 from typing import TYPE_CHECKING, Any
 
-from pytest_trt.engines.protocol import BuildSpec, Unsupported
+from pytest_trt.engines.protocol import BuildSpec, Unsupported, named_exclusions
 from pytest_trt.engines.recipes import Recipe, RecipeUnavailable, graph_recipe
 
 if TYPE_CHECKING:
@@ -97,7 +97,13 @@ def choose_recipe(spec: BuildSpec, version: str) -> Recipe:
     if typing == "strong":
         try:
             # TensorRT's parser takes only 8-bit (or narrower) DequantizeLinear inputs: biases stay float.
-            base = graph_recipe(spec.precision, spec.calib_method, spec.recipe_tool, float_bias=True)
+            base = graph_recipe(
+                spec.precision,
+                spec.calib_method,
+                spec.recipe_tool,
+                float_bias=True,
+                exclude=named_exclusions(spec),
+            )
         except RecipeUnavailable as exc:
             raise Unsupported(f"tensorrt {spec.precision} (strongly typed): {exc}") from exc
         return Recipe(
@@ -114,6 +120,11 @@ def choose_recipe(spec: BuildSpec, version: str) -> Recipe:
     for f in flags:
         if flag(f) is None:
             raise Unsupported(f"TensorRT {version} has no BuilderFlag.{f}")
+    if spec.precision == "int8" and spec.calib_method not in ("auto", "entropy"):
+        raise Unsupported(
+            f"weakly typed int8 is calibrated by IInt8EntropyCalibrator2 here; --trt-calib-method "
+            f"{spec.calib_method} needs a Q/DQ graph: --trt-typing strong"
+        )
     return Recipe(
         spec.precision,
         f"trt{fam}-weak-{spec.precision}" + ("" if spec.tf32 else "-notf32"),
