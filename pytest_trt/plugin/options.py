@@ -370,7 +370,8 @@ OPTIONS: tuple[Opt, ...] = (
     ),
     Opt(
         "calib-method",
-        "int8 calibration method (auto: minmax for onnxruntime's quantizer, entropy for ModelOpt's and TensorRT's calibrator, as measured in docs/int8.md)",
+        "int8 calibration method (auto: minmax for the Q/DQ quantizers, entropy for TensorRT's implicit "
+        "calibrator, as measured in docs/int8.md)",
         "str",
         CALIB_METHODS,
         parse=P.one_of(CALIB_METHODS),
