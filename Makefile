@@ -19,6 +19,9 @@ venv: $(BIN)/activate
 	@# stateful voice-activity detector) for the verdict tests: only the packages' model files are used,
 	@# so their own dependencies are not installed
 	$(BIN)/python -m pip install -q --no-deps 'rapidocr-onnxruntime==1.4.4' 'silero-vad==6.2.3'
+	@# Apache Otava's change-point detection for `pytest-trt report`: without its dependencies, whose
+	@# pins (numpy==2.2.0, Google Cloud, Slack) the module it is used for does not need
+	$(BIN)/python -m pip install -q --no-deps 'apache-otava==0.8.0'
 
 bench: venv
 	mkdir -p $(dir $(BENCH_JSON))

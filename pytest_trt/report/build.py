@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_trt.gate import history
+from pytest_trt.gate import change_points, history
 from pytest_trt.gate.runs import load_run
 from pytest_trt.report.figures import FIGURES, history_figure, make_figures
 from pytest_trt.report.tables import frameworks_table, html_table, markdown, results_table, sparsity_table
@@ -50,6 +50,7 @@ def write_report(paths: Sequence[Path], out: Path, window: int = 10) -> dict[str
     rows, machine = _rows(loaded)
     figs = make_figures(rows, out)
     events: list[str] = []
+    changes: list[str] = []
     if len(paths) >= 3:
         tl = history.timeline(loaded, window)
         fig = history_figure(tl, out)
@@ -61,6 +62,10 @@ def write_report(paths: Sequence[Path], out: Path, window: int = 10) -> dict[str
             for p in pts
             if p.verdict in ("regressed", "improved")
         ]
+        try:
+            changes = [c.line(k) for k, pts in tl.items() for c in change_points.find(pts)]
+        except change_points.ChangePointsUnavailable as exc:
+            changes = [f"- not computed: {exc}"]
     table = results_table(rows)
     sections = [
         ("Framework comparison (speed-up against PyTorch fp32 on the same device)", frameworks_table(rows)),
@@ -81,6 +86,7 @@ def write_report(paths: Sequence[Path], out: Path, window: int = 10) -> dict[str
     md += [f"![{n}]({p.name})" for n, p in figs.items()] + [""]
     if len(paths) >= 3:
         md += ["## Changes over the runs", "", *(events or ["none beyond the noise band"]), ""]
+        md += ["## Change points (E-divisive means, Apache Otava)", "", *(changes or ["none"]), ""]
     for title, t in sections:
         if t:
             md += [f"## {title}", "", *markdown(t), ""]
