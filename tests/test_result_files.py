@@ -99,3 +99,19 @@ def test_a_written_file_is_named_in_the_summary(tmp_path: Path) -> None:
     saved = Saved()
     saved.save(tmp_path / "r.json", b"{}", "--trt-json")
     assert saved.lines == [f"--trt-json: {tmp_path / 'r.json'}"]
+
+
+def test_an_older_pytest_benchmark_s_open_file_is_written_by_path(tmp_path: Path) -> None:
+    """pytest-benchmark < 5 hands over an open file (argparse.FileType): it is closed and replaced."""
+    from pytest_trt.plugin.result_files import guard_benchmark_json
+
+    target = tmp_path / "b.json"
+    handle = target.open("wb")
+    session = SimpleNamespace(json=handle, save_json=None)
+    saved = Saved()
+    guard_benchmark_json(SimpleNamespace(_benchmarksession=session), saved)  # type: ignore[arg-type]
+    assert handle.closed
+    session.save_json({"benchmarks": []})
+    assert json.loads(target.read_text()) == {"benchmarks": []} and saved.lines == [
+        f"--benchmark-json: {target}"
+    ]

@@ -52,7 +52,12 @@ def guard_benchmark_json(config: pytest.Config, saved: Saved) -> None:
     session = getattr(config, "_benchmarksession", None)
     if session is None or not getattr(session, "json", None) or not hasattr(session, "save_json"):
         return
-    target = Path(session.json)
+    given = session.json
+    if hasattr(given, "write"):  # pytest-benchmark < 5 opened (and emptied) the file at start-up
+        target = Path(given.name)
+        given.close()
+    else:
+        target = Path(given)
 
     def save_json(output_json: Any, _dumps: Callable[..., str] = json.dumps) -> None:
         try:
