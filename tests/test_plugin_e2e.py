@@ -157,7 +157,8 @@ def test_the_timeline_marks_are_in_order_and_cover_every_case(small_run: SmallRu
 
 def test_each_case_records_where_its_wall_time_went(small_run: SmallRun) -> None:
     wall = small_run.extra_info(INT8)["wall_s"]
-    assert set(wall) == {"engine", "quality", "timing"} and wall["timing"] > 0
+    assert set(wall) == {"engine", "quality", "timing", "quality_parts"} and wall["timing"] > 0
+    assert set(wall["quality_parts"]) == {"baseline", "engine_outputs", "reference", "metrics"}
 
 
 def test_pytest_benchmarks_own_cli_reads_the_file(small_run: SmallRun) -> None:

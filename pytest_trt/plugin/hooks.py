@@ -11,7 +11,7 @@ from pytest_trt.engines import registry as backends
 from pytest_trt.engines.tensorrt import versions as trt_versions
 from pytest_trt.gate.runs import json_bytes
 from pytest_trt.measure.timing import VIRTUAL_CLOCK
-from pytest_trt.plugin import matrix, options, records, result_files, timing_setup
+from pytest_trt.plugin import matrix, options, progress, records, result_files, timing_setup
 from pytest_trt.plugin.fixtures import (  # noqa: F401 - fixtures are registered by import
     SESSION_KEY,
     SETTINGS_KEY,
@@ -237,6 +237,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     ]
     cases = [c for c in params if isinstance(c, matrix.Case)]
     _check_user_data(sess, cases)
+    sess.progress = progress.Progress(len(cases), session.config.get_verbosity() > 0)
     if sess.settings.weights == "auto" and not hasattr(session.config, "workerinput"):
         names = sorted({c.model for c in cases})
         failures = sess.fetch_weights(names)
@@ -298,6 +299,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         item.config.stash[SESSION_KEY].timeline.case_finished(item.nodeid, call.stop)
     callspec = getattr(item, "callspec", None)
     case = callspec.params.get("trt_case") if callspec else None
+    if isinstance(case, matrix.Case) and call.when == "teardown":
+        _progress_line(item.config, case)
     if isinstance(case, matrix.Case) and report.skipped and report.when in ("setup", "call"):
         sess = item.config.stash[SESSION_KEY]
         rec = sess.records.get(case.id)
@@ -409,6 +412,21 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+def _progress_line(config: pytest.Config, case: matrix.Case) -> None:
+    sess = config.stash[SESSION_KEY]
+    if sess.progress is None or hasattr(config, "workerinput"):
+        return
+    rec = sess.records.get(case.id)
+    wall = (rec.get("extra_info") or {}).get("wall_s") if rec is not None else None
+    line = sess.progress.case_done(case.id, wall)
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    if line and tr is not None:
+        writer = getattr(tr, "_tw", None)  # the dots of -q leave the line open; write_line would append
+        if writer is not None and int(getattr(writer, "width_of_current_line", 0) or 0) > 0:
+            tr.write("\n")
+        tr.write_line(line)
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     sess = config.stash.get(SESSION_KEY, None)
     if sess is None or not sess.records:
@@ -422,6 +440,11 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         f"pytest-trt cache ({sess.cache.root}): {sess.cache.stats.summary()}",
         timing_setup.timing_lines(config),
     )
+    slow = progress.slowest(sess.records.values())
+    if len(slow) > 1:
+        tr.write_line("pytest-trt: the slowest cases and where their time went:")
+        for line in slow:
+            tr.write_line(line)
     for line in sess.saved.lines:
         tr.write_line(f"pytest-trt results: {line}", red="could not write" in line)
     if timing_setup.nothing_measured(sess) and not hasattr(config, "workerinput"):

@@ -25,7 +25,7 @@ from pytest_trt.hardware import jetson
 from pytest_trt.hardware.cuda_warmup import Warmup
 from pytest_trt.models import datasets, onnx_models, user_data, zoo
 from pytest_trt.models.export import ExportSettings, OnnxModel, export_onnx
-from pytest_trt.plugin import result_files
+from pytest_trt.plugin import progress, result_files
 from pytest_trt.plugin.matrix import Case, Request, hw_range_for
 from pytest_trt.plugin.settings import Settings
 from pytest_trt.quality import metrics, reference
@@ -77,6 +77,7 @@ class TrtSession:
         self.warmup: Warmup | None = None  # background CUDA start-up (set by the plugin on a GPU)
         self.timeline = wall.Timeline()  # where this process's wall time goes
         self.saved = result_files.Saved()  # where the result files went
+        self.progress: progress.Progress | None = None  # set when the cases are collected
         self.isolation: Isolation | None = None  # the timing workers (--trt-isolate), set at collection end
         self.timed_ids: list[str] = []  # the cases timed so far, in order
         self.sentinel: Sentinel | None = None  # the first timed case, timed again at the end

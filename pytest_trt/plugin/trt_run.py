@@ -83,14 +83,22 @@ class TrtRun:
 
     # -- quality -------------------------------------------------------------------------------
     def evaluate(self) -> dict[str, Any]:
+        split = self.record["extra_info"].setdefault("wall_s", {}).setdefault("quality_parts", {})
+        t0 = time.perf_counter()
         base = self.session.fp32_outputs(self.case)
+        split["baseline"] = round(time.perf_counter() - t0, 4)  # ~0 when an earlier case computed it
+        t0 = time.perf_counter()
         out = engine_outputs(self.engine, base.samples, self.case.batch, self.case.profile == "static")
+        split["engine_outputs"] = round(time.perf_counter() - t0, 4)
         labels = base.samples.labels if self.spec.task != "regression" else None
         source = self.session.weights(self.case.model)
         trained = zoo.is_trained(source)
         # TF32 only exists on CUDA devices; CPU fp32 is judged as strict fp32.
         gclass = gates.gate_class(self.case.precision, self.settings.tf32 and self.settings.device.is_cuda)
+        t0 = time.perf_counter()
         ref = self.session.reference(self.case, self.req, self.engine, gclass)
+        split["reference"] = round(time.perf_counter() - t0, 4)
+        t0 = time.perf_counter()
         pruned = self._pruning(base.outputs, labels)
         verdict = judge.judge(
             self.spec.task,
@@ -105,6 +113,7 @@ class TrtRun:
             sections={"sparsity": pruned} if pruned else None,
             kinds=self.spec.output_kinds,
         )
+        split["metrics"] = round(time.perf_counter() - t0, 4)
         q = verdict.quality
         q["data"] = {
             "source": base.samples.source,
