@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import nn
 
-from pytest_trt.models import onnx_models, signature
+from pytest_trt.models import onnx_models, onnx_shapes, signature
 from tests.conftest import fast_args, load_json
 
 
@@ -72,7 +72,7 @@ def test_inputs_dtypes_and_integer_ranges_come_from_the_graph(two_in: Path) -> N
     ]
     assert g.int_ranges == {"ids": (0, 50)}  # Gather indices into a 50-row table
     spec = onnx_models.spec_for_onnx(
-        "m", two_in, shapes=onnx_models.Shapes({"feats": (4, 12, 8), "ids": (4, 12)}, {}, {})
+        "m", two_in, shapes=onnx_shapes.Shapes({"feats": (4, 12, 8), "ids": (4, 12)}, {}, {})
     )
     assert [i.shape for i in spec.inputs] == [(12, 8), (12,)] and spec.batches == (4,)
     ids = spec.inputs[1].draw(64, np.random.default_rng(0))
@@ -81,19 +81,19 @@ def test_inputs_dtypes_and_integer_ranges_come_from_the_graph(two_in: Path) -> N
 
 def test_a_dynamic_axis_without_a_size_names_the_input_and_the_option(two_in: Path) -> None:
     with pytest.raises(
-        onnx_models.ShapeError, match=r"'feats' axis 1 \('seq'\) is dynamic.*--trt-shapes feats:1xNx8"
+        onnx_shapes.ShapeError, match=r"'feats' axis 1 \('seq'\) is dynamic.*--trt-shapes feats:1xNx8"
     ):
         onnx_models.spec_for_onnx("m", two_in)
-    with pytest.raises(onnx_models.ShapeError, match=r"rank 3.*rank 2"):
+    with pytest.raises(onnx_shapes.ShapeError, match=r"rank 3.*rank 2"):
         onnx_models.spec_for_onnx(
-            "m", two_in, shapes=onnx_models.Shapes({"feats": (4, 12), "ids": (4, 12)}, {}, {})
+            "m", two_in, shapes=onnx_shapes.Shapes({"feats": (4, 12), "ids": (4, 12)}, {}, {})
         )
-    with pytest.raises(onnx_models.ShapeError, match=r"'nope', which the graph lacks.*feats: float32"):
-        onnx_models.spec_for_onnx("m", two_in, shapes=onnx_models.Shapes({"nope": (1,)}, {}, {}))
+    with pytest.raises(onnx_shapes.ShapeError, match=r"'nope', which the graph lacks.*feats: float32"):
+        onnx_models.spec_for_onnx("m", two_in, shapes=onnx_shapes.Shapes({"nope": (1,)}, {}, {}))
 
 
 def test_min_opt_max_shapes_make_a_profile(two_in: Path) -> None:
-    shapes = onnx_models.Shapes(
+    shapes = onnx_shapes.Shapes(
         {"feats": (8, 16, 8), "ids": (8, 16)},
         {"feats": (1, 4, 8), "ids": (1, 4)},
         {"feats": (32, 64, 8), "ids": (32, 64)},
@@ -503,7 +503,7 @@ def test_the_size_hint_keeps_the_axes_the_graph_fixes(tmp_path: Path) -> None:
     graph = helper.make_graph([helper.make_node("Identity", ["state"], ["stateN"])], "g", [state], [out])
     path = tmp_path / "state.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
-    with pytest.raises(onnx_models.ShapeError, match=r"--trt-shapes state:2xNx128 \(N: your size\)"):
+    with pytest.raises(onnx_shapes.ShapeError, match=r"--trt-shapes state:2xNx128 \(N: your size\)"):
         onnx_models.spec_for_onnx("m", path)
 
 

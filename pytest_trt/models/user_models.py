@@ -20,7 +20,8 @@ from torch import nn
 
 from pytest_trt.models import zoo
 from pytest_trt.models.export import OnnxModelError
-from pytest_trt.models.onnx_models import Graph, ShapeError, Shapes, read_graph, spec_for_onnx
+from pytest_trt.models.onnx_models import Graph, read_graph, spec_for_onnx
+from pytest_trt.models.onnx_shapes import ShapeError, Shapes
 from pytest_trt.models.signature import InputSpec, Shape
 from pytest_trt.models.user_data import expected_inputs
 

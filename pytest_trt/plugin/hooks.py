@@ -110,7 +110,7 @@ def _add_onnx_files(config: pytest.Config, settings: Settings) -> None:
     from pathlib import Path
 
     from pytest_trt.models import user_data, user_models
-    from pytest_trt.models.onnx_models import Shapes
+    from pytest_trt.models.onnx_shapes import Shapes
     from pytest_trt.plugin import user_suite
 
     try:
