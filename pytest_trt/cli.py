@@ -57,7 +57,7 @@ def _rule(args: argparse.Namespace) -> compare.Rule:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from pytest_trt.gate import compare, render
+    from pytest_trt.gate import compare, render, results
 
     try:
         if args.by:
@@ -70,7 +70,7 @@ def _compare(args: argparse.Namespace) -> int:
                 _emit_json(args.json, sbs)
             return 0
         base_p, cand_p = _sides(args)
-        base, cand = compare.load_side(base_p), compare.load_side(cand_p)
+        base, cand = results.load_side(base_p), results.load_side(cand_p)
         rule = _rule(args)
     except ResultsError as exc:
         print(f"pytest-trt compare: {exc}", file=sys.stderr)
@@ -113,11 +113,11 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _noise(args: argparse.Namespace) -> int:
     """Fit run-to-run noise per batch size from repeated separate runs of the same suite."""
-    from pytest_trt.gate import compare, latency_rule
+    from pytest_trt.gate import latency_rule, results
 
     try:
         paths = expand_paths(args.files)
-        side = compare.load_side(paths)
+        side = results.load_side(paths)
         medians = {k: [r.median_s for r in rs if r.median_s] for k, rs in side.items()}
         batches = {k: rs[0].extra.get("batch") for k, rs in side.items()}
         model = latency_rule.fit(medians, batches)

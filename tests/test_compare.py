@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pytest_trt.cli import main
-from pytest_trt.gate import compare
+from pytest_trt.gate import compare, results
 
 NAMES = [f"bench.py::test_x[m{i}-onnxruntime-fp32-dynamic-b1-opt3]" for i in range(5)]
 
@@ -145,7 +145,7 @@ def test_new_missing_failed_now(tmp_path: Path) -> None:
     v = {
         x.key: x.verdict
         for x in compare.compare_sides(
-            compare.load_side([base]), compare.load_side([tmp_path / "c.json"]), compare.Rule()
+            results.load_side([base]), results.load_side([tmp_path / "c.json"]), compare.Rule()
         )
     }
     assert v == {NAMES[0]: "unchanged", NAMES[1]: "failed-now", NAMES[2]: "new"}

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from pytest_trt.gate import compare, latency_rule, simulate
+from pytest_trt.gate import compare, latency_rule, results, simulate
 
 ALPHA_B = latency_rule.sidak(0.01, 50)
 
@@ -32,9 +32,9 @@ def _workflow_runs() -> int:
     return int(doc["env"]["RUNS"])
 
 
-def _results(key: str, medians_ms: list[float], batch: int, gpu: str) -> list[compare.RunResult]:
+def _results(key: str, medians_ms: list[float], batch: int, gpu: str) -> list[results.RunResult]:
     return [
-        compare.RunResult(
+        results.RunResult(
             key,
             f"run{i}",
             "ok",

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_trt.gate import compare
+from pytest_trt.gate import compare, results
 from pytest_trt.gate.runs import ResultsError, load_run
 
 _STORED = re.compile(r"^(\d{4})_.*\.json$")
@@ -77,12 +77,12 @@ def timeline(
 
     ``loaded``: the runs oldest first, as :func:`pytest_trt.gate.runs.load_run` returns them."""
     rule = rule or compare.Rule()
-    runs = [(_label(data), {r.key: r for r in compare.results_from_run(data)}) for data in loaded]
+    runs = [(_label(data), {r.key: r for r in results.results_from_run(data)}) for data in loaded]
     keys = sorted({k for _, side in runs for k in side})
     out: dict[str, list[Point]] = {}
     for key in keys:
         pts: list[Point] = []
-        history: list[compare.RunResult] = []
+        history: list[results.RunResult] = []
         for i, (label, side) in enumerate(runs):
             r = side.get(key)
             if r is None or r.median_s is None:
