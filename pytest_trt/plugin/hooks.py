@@ -11,7 +11,7 @@ from pytest_trt.engines import registry as backends
 from pytest_trt.engines.tensorrt import versions as trt_versions
 from pytest_trt.gate.runs import json_bytes
 from pytest_trt.measure.timing import VIRTUAL_CLOCK
-from pytest_trt.plugin import matrix, options, progress, records, result_files, timing_setup
+from pytest_trt.plugin import matrix, options, progress, records, result_files, timing_setup, user_files
 from pytest_trt.plugin.fixtures import (  # noqa: F401 - fixtures are registered by import
     SESSION_KEY,
     SETTINGS_KEY,
@@ -25,7 +25,7 @@ from pytest_trt.plugin.fixtures import (  # noqa: F401 - fixtures are registered
     trt_session,
     trt_settings,
 )
-from pytest_trt.plugin.settings import Settings, resolve
+from pytest_trt.plugin.settings import resolve
 
 MARKERS = {
     "gpu": "needs a CUDA GPU; skipped with the reason where there is none",
@@ -73,7 +73,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if settings.baseline is not None:
         config.stash[RULE_KEY] = _baseline_rule(config)
     if settings.onnx_files:
-        _add_onnx_files(config, settings)
+        user_files.add_onnx_files(config, settings)
     config.stash[SESSION_KEY] = TrtSession(settings, verbose=config.get_verbosity())
     if _saves_benchmarks(config):
         config.stash[BENCH_MACHINE_KEY] = _generic_machine_info()
@@ -102,38 +102,6 @@ def _baseline_rule(config: pytest.Config) -> Any:
         )
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
-
-
-def _add_onnx_files(config: pytest.Config, settings: Settings) -> None:
-    """``--trt-onnx``: register each file as a model and collect the suite that runs them (alone when
-    no test path was given, as ``trtexec --onnx`` needs no test file)."""
-    from pathlib import Path
-
-    from pytest_trt.models import user_data, user_models
-    from pytest_trt.models.onnx_shapes import Shapes
-    from pytest_trt.plugin import user_suite
-
-    try:
-        user_models.register_onnx_files(
-            settings.onnx_files,
-            Shapes(
-                settings.shapes,
-                settings.min_shapes,
-                settings.max_shapes,
-                settings.batch_axis,
-                settings.input_values,
-                user_data.array_names(settings.inputs_npz),
-            ),
-            settings.onnx_task,
-            settings.onnx_trained,
-        )
-    except user_models.ModelDeclarationError as exc:
-        raise pytest.UsageError(str(exc)) from None
-    suite = str(Path(user_suite.__file__))
-    if config.args_source != pytest.Config.ArgsSource.ARGS:
-        config.args[:] = [suite]
-    elif suite not in config.args:
-        config.args.append(suite)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -236,7 +204,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         getattr(getattr(item, "callspec", None), "params", {}).get("trt_case") for item in session.items
     ]
     cases = [c for c in params if isinstance(c, matrix.Case)]
-    _check_user_data(sess, cases)
+    user_files.check_user_data(sess, cases)
     sess.progress = progress.Progress(len(cases), session.config.get_verbosity() > 0)
     if sess.settings.weights == "auto" and not hasattr(session.config, "workerinput"):
         names = sorted({c.model for c in cases})
@@ -248,25 +216,6 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                 tr.write_line(line, yellow=True)
     if timing_setup.isolating(session.config) and cases:
         timing_setup.start_isolation(session.config)  # the workers inherit the weights' download notes too
-
-
-def _check_user_data(sess: TrtSession, cases: list[matrix.Case]) -> None:
-    from pytest_trt.models.user_data import UserDataError
-
-    s = sess.settings
-    seen: set[tuple[object, ...]] = set()
-    for c in cases:
-        key = (c.model, c.hw, c.precision == "int8")
-        if key in seen:
-            continue
-        seen.add(key)
-        try:
-            if s.inputs_npz:
-                sess.eval_samples(c)
-            if s.calib_npz and c.precision == "int8":
-                sess.calibration(c)
-        except UserDataError as exc:
-            raise pytest.UsageError(f"{exc} (model {c.model})") from None
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -440,26 +389,13 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         f"pytest-trt cache ({sess.cache.root}): {sess.cache.stats.summary()}",
         timing_setup.timing_lines(config),
     )
-    slow = progress.slowest(sess.records.values())
-    if len(slow) > 1:
-        tr.write_line("pytest-trt: the slowest cases and where their time went:")
-        for line in slow:
-            tr.write_line(line)
-    for line in sess.saved.lines:
-        tr.write_line(f"pytest-trt results: {line}", red="could not write" in line)
-    if timing_setup.nothing_measured(sess) and not hasattr(config, "workerinput"):
-        tr.write_line(
-            f"pytest-trt: nothing was measured: all {len(sess.records)} cases were skipped (the reasons are "
-            "above); exit code 5",
-            red=True,
-        )
-    verdicts = config.stash.get(_GATE_KEY, None)
-    if verdicts:
-        from pytest_trt.gate import compare
-
-        tr.write_sep("-", f"regression gate against {sess.settings.baseline}")
-        for v in verdicts:
-            if v.verdict != "unchanged":
-                tr.write_line(f"  {v.verdict:10} {v.key}: {v.reason}")
-        bad = [v for v in verdicts if v.verdict in compare.FAILING]
-        tr.write_line(f"  {len(bad)} regression(s) among {len(verdicts)} compared results")
+    summary.session_notes(
+        tr,
+        progress.slowest(sess.records.values()),
+        sess.saved.lines,
+        len(sess.records)
+        if timing_setup.nothing_measured(sess) and not hasattr(config, "workerinput")
+        else 0,
+        config.stash.get(_GATE_KEY, None),
+        sess.settings.baseline,
+    )

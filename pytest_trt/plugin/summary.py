@@ -153,3 +153,36 @@ def write(
     for line in timing_lines:
         tr.write_line(line)
     tr.write_line(cache_line)
+
+
+def session_notes(
+    tr: Any,
+    slowest: list[str],
+    saved: list[str],
+    all_skipped: int,
+    verdicts: list[Any] | None,
+    baseline: Any,
+) -> None:
+    """After the table: the slowest cases, where each result file went, a run that measured nothing
+    (``all_skipped`` cases, all skipped), and the in-session regression gate's verdicts."""
+    if len(slowest) > 1:
+        tr.write_line("pytest-trt: the slowest cases and where their time went:")
+        for line in slowest:
+            tr.write_line(line)
+    for line in saved:
+        tr.write_line(f"pytest-trt results: {line}", red="could not write" in line)
+    if all_skipped:
+        tr.write_line(
+            f"pytest-trt: nothing was measured: all {all_skipped} cases were skipped (the reasons are "
+            "above); exit code 5",
+            red=True,
+        )
+    if verdicts:
+        from pytest_trt.gate import compare
+
+        tr.write_sep("-", f"regression gate against {baseline}")
+        for v in verdicts:
+            if v.verdict != "unchanged":
+                tr.write_line(f"  {v.verdict:10} {v.key}: {v.reason}")
+        bad = [v for v in verdicts if v.verdict in compare.FAILING]
+        tr.write_line(f"  {len(bad)} regression(s) among {len(verdicts)} compared results")
