@@ -114,3 +114,30 @@ def test_a_failing_int8_case_names_the_sensitive_layers_or_how_to_find_them(
         )
     else:
         r.stdout.fnmatch_lines(["*--trt-int8-exclude auto measures which layers lose the accuracy*"])
+
+
+def test_a_graph_whose_nodes_have_no_names_is_still_quantized(tmp_path: Path) -> None:
+    """Layers are chosen by name: the quantizer names unnamed nodes in its private copy first."""
+    from onnx import TensorProto, helper
+
+    from pytest_trt.engines.ort_quantize import Quantizer
+
+    w = numpy_helper.from_array(
+        np.random.default_rng(0).standard_normal((4, 3, 3, 3)).astype(np.float32), "w"
+    )
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", ["c"], ["y"]),
+        ],
+        "unnamed",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, 8, 8])],
+        [w],
+    )
+    src = tmp_path / "unnamed.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(src))
+    with Quantizer(src, ("x",), synthetic((3, 8, 8), 8, seed=1), "minmax", unsigned_activations=True) as q:
+        assert q.layers == ["Conv_0"]
+        q.quantize(tmp_path / "q.onnx")
+    assert any(n.op_type == "QuantizeLinear" for n in onnx.load(str(tmp_path / "q.onnx")).graph.node)

@@ -21,61 +21,35 @@ from typing import Any
 import numpy as np
 
 from pytest_trt.cache import ArtifactCache
+from pytest_trt.engines.onnxrt.unfused import graph_outputs
 from pytest_trt.engines.ort_quantize import Quantizer
 from pytest_trt.engines.recipes import Recipe
 from pytest_trt.models.datasets import Samples
 from pytest_trt.models.export import OnnxModel
 
-REVISION = 1
+REVISION = 2  # 2: static graphs measured on every sample (padded), by the shared unfused runner
 MAX_EXCLUDED = 4  # a mixed-precision recipe keeps a few layers in float, not a float model
 
 
-def _run(path: Path, names: Sequence[str], arrays: Sequence[np.ndarray], chunk: int = 8) -> list[np.ndarray]:
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    fixed = sess.get_inputs()[0].shape[0]
-    static = isinstance(fixed, int) and fixed > 0
-    step = int(fixed) if static else chunk
-    n = len(arrays[0])
-    usable = max(step, n - n % step) if static else n  # a static graph takes whole batches only
-    outs: list[list[np.ndarray]] = []
-    for i in range(0, usable, step):
-        feed = dict(zip(names, (a[i : i + step] for a in arrays), strict=True))
-        outs.append([np.asarray(o, dtype=np.float64) for o in sess.run(None, feed)])
-    return [np.concatenate([o[k] for o in outs]) for k in range(len(outs[0]))]
-
-
 def _error(ref: list[np.ndarray], out: list[np.ndarray]) -> float:
-    num = sum(float(np.sum((o - r) ** 2)) for r, o in zip(ref, out, strict=True))
-    den = sum(float(np.sum(r**2)) for r in ref)
+    num = sum(float(np.sum((o.astype(np.float64) - r) ** 2)) for r, o in zip(ref, out, strict=True))
+    den = sum(float(np.sum(r.astype(np.float64) ** 2)) for r in ref)
     return float(np.sqrt(num / den)) if den > 0 else float(np.sqrt(num))
 
 
 def measure(src: Path, input_names: tuple[str, ...], calib: Samples, recipe: Recipe) -> list[dict[str, Any]]:
     """Every quantizable layer with the output error when it alone is int8, worst first."""
     with (
-        Quantizer(
-            src,
-            input_names,
-            calib,
-            recipe.calib_method or "entropy",
-            unsigned_activations=recipe.details.get("activations") == "u8-asymmetric",
-            reduce_range=recipe.details.get("weight_bits") == 7,
-            float_bias=recipe.details.get("bias") == "float",
-        ) as q,
+        Quantizer.for_recipe(src, input_names, calib, recipe) as q,
         tempfile.TemporaryDirectory(prefix="pytest-trt-qdq-") as tmp,
     ):
-        ref = _run(src, input_names, calib.arrays)
+        ref = graph_outputs(src, calib.arrays)
         ranked = []
         t0, last = time.monotonic(), time.monotonic()
         for k, layer in enumerate(q.layers):
             dst = Path(tmp) / f"layer{k}.onnx"
             q.quantize(dst, only=[layer])
-            ranked.append({"layer": layer, "error": _error(ref, _run(dst, input_names, calib.arrays))})
+            ranked.append({"layer": layer, "error": _error(ref, graph_outputs(dst, calib.arrays))})
             dst.unlink()
             if time.monotonic() - last > 5:  # a long pass says where it is
                 last = time.monotonic()

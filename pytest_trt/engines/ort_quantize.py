@@ -24,13 +24,16 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
 
 from pytest_trt.models.datasets import Samples
 from pytest_trt.models.export import external_files
+
+if TYPE_CHECKING:
+    from pytest_trt.engines.recipes import Recipe
 
 # Weight-bearing compute (as ModelOpt's int8 default): quantizing embeddings, LayerNorm inputs and
 # residual adds per-tensor wrecked a MiniLM encoder (embedding cosine 0.55) while gaining nothing here.
@@ -110,14 +113,13 @@ def fused_activations(model: onnx.ModelProto, nodes: Sequence[str]) -> list[str]
 
 
 def quantizable_layers(model: onnx.ModelProto) -> list[str]:
-    """The nodes the recipe quantizes (weight-bearing ones; activation x activation MatMuls stay float)."""
+    """The nodes the recipe quantizes (weight-bearing ones; activation x activation MatMuls stay float),
+    by name (:class:`Quantizer` names the unnamed ones first)."""
     consts = _constants(model)
     return [
         n.name
         for n in model.graph.node
-        if n.op_type in QUANTIZED_OPS
-        and n.name
-        and (n.op_type != "MatMul" or any(i in consts for i in n.input))
+        if n.op_type in QUANTIZED_OPS and (n.op_type != "MatMul" or any(i in consts for i in n.input))
     ]
 
 
@@ -149,11 +151,26 @@ class Quantizer:
         # Whole batches always: the entropy calibrator stacks each tensor's per-batch values into one array.
         arrays = tuple(whole_batches(a, batch) for a in calib.arrays)
         self.reader = _Reader(input_names, arrays, batch)
-        self.layers = quantizable_layers(self.model)
         self._scratch = tempfile.TemporaryDirectory(prefix="pytest-trt-qdq-")
         self.private = copy_with_weights(src, Path(self._scratch.name))
+        if _name_nodes(self.model):  # layers are chosen by name: an unnamed one would never be quantized
+            onnx.save_model(self.model, str(self.private))  # weights stay in the copied external files
+        self.layers = quantizable_layers(self.model)
         self.ranges: Path | None = Path(self._scratch.name) / "ranges.json"
         self._calibrate()
+
+    @classmethod
+    def for_recipe(cls, src: Path, input_names: tuple[str, ...], calib: Samples, recipe: Recipe) -> Quantizer:
+        """The quantizer of an onnxruntime int8 recipe, set as its ``details`` say."""
+        return cls(
+            src,
+            input_names,
+            calib,
+            recipe.calib_method or "entropy",
+            unsigned_activations=recipe.details.get("activations") == "u8-asymmetric",
+            reduce_range=recipe.details.get("weight_bits") == 7,
+            float_bias=recipe.details.get("bias") == "float",
+        )
 
     def close(self) -> None:
         self._scratch.cleanup()
@@ -176,13 +193,8 @@ class Quantizer:
                 )
             self.ranges = None  # the quantizer calibrates each time
             return
-        from onnxruntime.quantization.calibrate import CalibrationMethod, create_calibrator, save_tensors_data
+        from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
 
-        methods = {
-            "entropy": CalibrationMethod.Entropy,
-            "minmax": CalibrationMethod.MinMax,
-            "percentile": CalibrationMethod.Percentile,
-        }
         options: dict[str, Any] = {"symmetric": not self.unsigned}
         if self.method == "entropy":
             options.update(num_bins=ENTROPY_BINS, num_quantized_bins=128)
@@ -197,7 +209,7 @@ class Quantizer:
             infer,
             [*QUANTIZED_OPS, *FUSED_ACTIVATIONS],
             augmented_model_path=str(self.private.with_name("augmented.onnx")),
-            calibrate_method=methods[self.method],
+            calibrate_method=_calibration_method(self.method),
             extra_options=options,
         )
         self.reader.rewind()
@@ -208,7 +220,7 @@ class Quantizer:
     def quantize(self, dst: Path, only: Sequence[str] | None = None, exclude: Sequence[str] = ()) -> None:
         """The Q/DQ graph of every quantizable layer (``only``: of those layers alone), ``exclude`` kept
         in float; each layer quantized with the ReLU/Clip that follows it."""
-        from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+        from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
         layers = [n for n in (only if only is not None else self.layers) if n not in set(exclude)]
         nodes = [*layers, *fused_activations(self.model, layers)]
@@ -223,11 +235,7 @@ class Quantizer:
             weight_type=QuantType.QInt8,
             per_channel=True,
             reduce_range=self.reduce_range,
-            calibrate_method={
-                "entropy": CalibrationMethod.Entropy,
-                "minmax": CalibrationMethod.MinMax,
-                "percentile": CalibrationMethod.Percentile,
-            }[self.method],
+            calibrate_method=_calibration_method(self.method),
             nodes_to_quantize=nodes,
             op_types_to_quantize=[*QUANTIZED_OPS, *FUSED_ACTIVATIONS],
             # TensorRT accepts only symmetric (zero-point 0) quantization; the CPU engines take unsigned.
@@ -238,3 +246,30 @@ class Quantizer:
             },
             **cache,
         )
+
+
+def _calibration_method(name: str) -> Any:
+    """onnxruntime's CalibrationMethod for one of our method names."""
+    from onnxruntime.quantization import CalibrationMethod
+
+    return {
+        "entropy": CalibrationMethod.Entropy,
+        "minmax": CalibrationMethod.MinMax,
+        "percentile": CalibrationMethod.Percentile,
+    }[name]
+
+
+def _name_nodes(model: onnx.ModelProto) -> bool:
+    """Give every unnamed node a name unique in the graph (``Conv_12``: op type and position); True if
+    any was unnamed."""
+    taken = {n.name for n in model.graph.node if n.name}
+    renamed = False
+    for k, n in enumerate(model.graph.node):
+        if not n.name:
+            name = f"{n.op_type}_{k}"
+            while name in taken:
+                name += "_"
+            n.name = name
+            taken.add(name)
+            renamed = True
+    return renamed

@@ -247,15 +247,7 @@ def _qdq_ort(
     calib: Samples,
     recipe: Recipe,
 ) -> None:
-    with Quantizer(
-        src,
-        input_names,
-        calib,
-        recipe.calib_method or "entropy",
-        unsigned_activations=recipe.details.get("activations") == "u8-asymmetric",
-        reduce_range=recipe.details.get("weight_bits") == 7,
-        float_bias=recipe.details.get("bias") == "float",
-    ) as q:
+    with Quantizer.for_recipe(src, input_names, calib, recipe) as q:
         q.quantize(dst, exclude=recipe.details.get("excluded", ()))
 
 

@@ -19,6 +19,7 @@ from torch import nn
 from pytest_trt.cache import ArtifactCache
 from pytest_trt.engines import registry as backends
 from pytest_trt.engines.layout import batch_first
+from pytest_trt.engines.onnxrt.unfused import graph_outputs
 from pytest_trt.engines.protocol import BuildContext, BuildFailed, BuiltNotRunnable, Engine
 from pytest_trt.engines.recipes import apply_graph_recipe, graph_recipe
 from pytest_trt.hardware import jetson
@@ -215,7 +216,7 @@ class TrtSession:
                 )
                 calib = self.calibration(case) if gate_class == "int8" else None
                 graph = apply_graph_recipe(self.cache, self.onnx(case, req), ref_recipe, calib)
-                out = reference.graph_outputs(graph.path, base.samples.arrays, layout=spec)
+                out = graph_outputs(graph.path, base.samples.arrays, layout=spec)
                 ref = reference.Reference(f"{kind}: {ref_recipe.name}", out, exact=exact)
             elif gate_class in ("tf32", "fp16", "bf16"):
                 module, _ = self.model(case.model)
@@ -249,9 +250,9 @@ class TrtSession:
             kind = reference.describe("fp32", "cpu", onnx_only=True)
             path = Path(str(spec.onnx_path))
             t0 = time.perf_counter()
-            first = reference.graph_outputs(path, samples.arrays, layout=spec)
+            first = graph_outputs(path, samples.arrays, layout=spec)
             seconds = time.perf_counter() - t0
-            second = reference.graph_outputs(path, samples.arrays, layout=spec)
+            second = graph_outputs(path, samples.arrays, layout=spec)
             names = list(spec.output_names)
         else:
             kind = "strict fp32 baseline (PyTorch)"
