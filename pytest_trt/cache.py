@@ -307,19 +307,20 @@ def sweep_scratch(max_age_s: float = SCRATCH_MAX_AGE_S) -> list[Path]:
     return removed
 
 
-def _holder(owner: Path) -> str:
-    """Who holds a lock, as its owner file says: pid, host, how long, and whether it is stopped."""
+def _holder(owner: Path) -> tuple[str, bool]:
+    """Who holds a lock, as its owner file says (pid, host, how long), and whether it is stopped."""
     try:
         info = json.loads(owner.read_text())
         pid = int(info["pid"])
     except (OSError, ValueError, KeyError, TypeError):
-        return "another process"
+        return "another process", False
     held = time.time() - float(info.get("since", time.time()))
     state = ""
     with contextlib.suppress(OSError, IndexError):
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    stopped = " (stopped: resume it with kill -CONT, or end it)" if state in ("T", "t") else ""
-    return f"process {pid} on {info.get('host', '?')}, holding it for {held:.0f} s{stopped}"
+    stopped = state in ("T", "t")
+    note = " (stopped: resume it with kill -CONT, or end it)" if stopped else ""
+    return f"process {pid} on {info.get('host', '?')}, holding it for {held:.0f} s{note}", stopped
 
 
 def _acquire(lock: FileLock, owner: Path, path: Path, timeout: float) -> None:
@@ -332,7 +333,7 @@ def _acquire(lock: FileLock, owner: Path, path: Path, timeout: float) -> None:
         return
     except Timeout:
         pass
-    sys.stderr.write(f"[pytest-trt] waiting for {_holder(owner)} to finish building {path.name}\n")
+    sys.stderr.write(f"[pytest-trt] waiting for {_holder(owner)[0]} to finish building {path.name}\n")
     t0 = time.monotonic()
     stopped_since: float | None = None
     while True:
@@ -341,9 +342,9 @@ def _acquire(lock: FileLock, owner: Path, path: Path, timeout: float) -> None:
             return
         except Timeout:
             pass
-        who = _holder(owner)
+        who, stopped = _holder(owner)
         waited = time.monotonic() - t0
-        stopped_since = (stopped_since or time.monotonic()) if "stopped" in who else None
+        stopped_since = (stopped_since or time.monotonic()) if stopped else None
         if waited >= timeout or (
             stopped_since is not None and time.monotonic() - stopped_since >= STOPPED_HOLDER_S
         ):

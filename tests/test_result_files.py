@@ -102,7 +102,8 @@ def test_a_written_file_is_named_in_the_summary(tmp_path: Path) -> None:
 
 
 def test_an_older_pytest_benchmark_s_open_file_is_written_by_path(tmp_path: Path) -> None:
-    """pytest-benchmark < 5 hands over an open file (argparse.FileType): it is closed and replaced."""
+    """pytest-benchmark <= 5.2 (5.2.3 on the H200) hands over an open file (argparse.FileType): it is closed
+    and replaced."""
     from pytest_trt.plugin.result_files import guard_benchmark_json
 
     target = tmp_path / "b.json"

@@ -118,23 +118,24 @@ def test_int8_of_a_graph_whose_state_holds_the_batch_elsewhere_is_skipped_with_t
     assert run.returncode == 5, run.stdout[-2000:]  # nothing measured: not a success
 
 
+def _refused(tmp_path: Path, cache: Path, model: str, *args: str) -> str:
+    """A run of ``model`` that must stop before anything runs (exit 4, no traceback); its stderr."""
+    assert DATA is not None
+    run = _pytest(
+        tmp_path, cache, f"--trt-onnx={DATA / model}", "--trt-shapes=input:1x512", "--trt-backend=onnxruntime",
+        "--benchmark-disable", *args,
+    )  # fmt: skip
+    assert run.returncode == 4 and "Traceback" not in run.stderr, run.stderr[-2000:]
+    return run.stderr
+
+
 def test_a_misread_batch_axis_is_a_usage_error_that_names_the_option(
     tmp_path: Path, shared_cache: Path
 ) -> None:
-    assert DATA is not None
-    run = _pytest(
-        tmp_path, shared_cache, f"--trt-onnx={DATA / UNNAMED}", "--trt-shapes=input:1x512",
-        "--trt-input-value=sr:16000", "--trt-backend=onnxruntime", "--benchmark-disable",
-    )  # fmt: skip
-    assert "--trt-batch-axis state:1" in run.stderr
-    assert run.returncode == 4 and "Traceback" not in run.stderr
+    assert "--trt-batch-axis state:1" in _refused(
+        tmp_path, shared_cache, UNNAMED, "--trt-input-value=sr:16000"
+    )
 
 
 def test_a_scalar_mode_input_without_a_value_asks_for_one(tmp_path: Path, shared_cache: Path) -> None:
-    assert DATA is not None
-    run = _pytest(
-        tmp_path, shared_cache, f"--trt-onnx={DATA / NAMED}", "--trt-shapes=input:1x512",
-        "--trt-backend=onnxruntime", "--benchmark-disable",
-    )  # fmt: skip
-    assert "--trt-input-value sr:VALUE" in run.stderr
-    assert run.returncode == 4 and "Traceback" not in run.stderr
+    assert "--trt-input-value sr:VALUE" in _refused(tmp_path, shared_cache, NAMED)

@@ -3,8 +3,9 @@
 Shapes are written as trtexec writes them (``input:1x3x224x224``, several joined by commas).  Samples
 are held batch first whatever the graph says; an input whose graph puts the batch elsewhere (a
 recurrent state ``[layers, N, hidden]``) or has none (a scalar such as a sample rate) says so in
-``batch_axis``, and :meth:`InputSpec.to_graph` lays a batch out as the graph takes it.  Zoo models declare one :class:`InputSpec`; a user's ONNX file gets one per graph input
-(:mod:`pytest_trt.models.onnx_models`), a user's module one per ``forward`` argument.
+``batch_axis``, and :meth:`InputSpec.to_graph` lays a batch out as the graph takes it.  Zoo models
+declare one :class:`InputSpec`; a user's ONNX file gets one per graph input
+(:mod:`pytest_trt.models.onnx_shapes`), a user's module one per ``forward`` argument.
 """
 
 from __future__ import annotations

@@ -31,6 +31,11 @@ def split_text(wall: Mapping[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def _total(wall: Mapping[str, Any]) -> float:
+    """A case's wall seconds: its stages (``quality_parts`` is inside ``quality``, not beside it)."""
+    return sum(v for v in wall.values() if isinstance(v, float))
+
+
 class Progress:
     def __init__(self, total: int, verbose: bool) -> None:
         self.total, self.verbose = total, verbose
@@ -48,7 +53,7 @@ class Progress:
         left = self.total - self.done
         eta = elapsed / self.done * left if self.done else 0.0
         end = time.strftime("%H:%M:%S", time.localtime(time.time() + eta))
-        took = f" in {sum(v for k, v in (wall or {}).items() if isinstance(v, float)):.1f} s" if wall else ""
+        took = f" in {_total(wall):.1f} s" if wall else ""
         how = f" ({split_text(wall)})" if wall else ""
         return (
             f"[pytest-trt] {self.done}/{self.total} cases, {elapsed:.0f} s elapsed, {left} left, "
@@ -61,7 +66,7 @@ def slowest(records: Iterable[Mapping[str, Any]], n: int = 10) -> list[str]:
     timed = []
     for r in records:
         wall = (r.get("extra_info") or {}).get("wall_s") or {}
-        total = sum(v for k, v in wall.items() if isinstance(v, float))
+        total = _total(wall)
         if total > 0:
             timed.append((total, str(r.get("id")), wall))
     timed.sort(reverse=True)

@@ -53,7 +53,7 @@ def guard_benchmark_json(config: pytest.Config, saved: Saved) -> None:
     if session is None or not getattr(session, "json", None) or not hasattr(session, "save_json"):
         return
     given = session.json
-    if hasattr(given, "write"):  # pytest-benchmark < 5 opened (and emptied) the file at start-up
+    if hasattr(given, "write"):  # pytest-benchmark <= 5.2 opened (and emptied) the file at start-up
         target = Path(given.name)
         given.close()
     else:
