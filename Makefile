@@ -7,7 +7,7 @@ K ?= resnet18
 BENCH_JSON ?= results/bench.json
 STUBS_VERSION ?= 10.13.0.35.1
 
-.PHONY: venv bench smoke rtx-smoke test lint typecheck typings unit clean
+.PHONY: venv bench smoke rtx-smoke rtx-versions test lint typecheck typings unit clean
 
 $(BIN)/activate:
 	$(PY) -m venv $(VENV)
@@ -36,6 +36,11 @@ rtx-smoke: venv
 	mkdir -p results
 	$(BIN)/python -m pytest benchmarks -m smoke --trt-backend=tensorrt_rtx --benchmark-json=results/rtx-smoke.json $(ARGS)
 
+# The smoke tier, ResNet18, a segmenter and a user's two-input graph built by every TensorRT-RTX version on
+# PyPI, each in its own environment (.rtx/VERSION), then side by side (docs/rtx-versions.md).
+rtx-versions: venv
+	PY=$(BIN)/python bash .ci/rtx_versions.sh
+
 # TensorRT type stubs pin tensorrt itself, so they are unpacked into typings/ for mypy only
 # (installing them would make `import tensorrt` succeed as an empty namespace).
 typings: venv
@@ -58,4 +63,4 @@ unit: venv
 test: lint typecheck unit rtx-smoke smoke
 
 clean:
-	rm -rf $(VENV) typings/tensorrt typings/tensorrt_bindings results .benchmarks
+	rm -rf $(VENV) typings/tensorrt typings/tensorrt_bindings results .benchmarks .rtx

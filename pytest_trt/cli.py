@@ -57,17 +57,17 @@ def _rule(args: argparse.Namespace) -> compare.Rule:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from pytest_trt.gate import compare, render, results
+    from pytest_trt.gate import compare, render, results, side_by_side
 
     try:
         if args.by:
             paths = expand_paths(args.files + (args.candidate or []))
-            sbs = compare.side_by_side(paths, args.by, args.metric)
+            sbs = side_by_side.side_by_side(paths, args.by, args.metric)
             print(render.render_side_by_side(sbs))
             if args.markdown:
                 Path(args.markdown).write_text(render.render_side_by_side(sbs, markdown=True))
             if args.json:
-                _emit_json(args.json, sbs)
+                _emit_json(args.json, {**sbs, "builds": side_by_side.builds_jsonable(sbs)})
             return 0
         base_p, cand_p = _sides(args)
         base, cand = results.load_side(base_p), results.load_side(cand_p)

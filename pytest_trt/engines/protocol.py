@@ -45,12 +45,14 @@ __all__ = [
 
 
 class BuildFailed(RuntimeError):
-    """A configuration could not be built; ``log`` holds the backend's captured errors."""
+    """A configuration could not be built; ``log`` holds the backend's captured errors and ``recipe``
+    the recipe that was refused, where one had been chosen (a refusal is a result of that recipe)."""
 
     def __init__(self, message: str, log: Sequence[str] = (), oom: bool = False) -> None:
         super().__init__(message)
         self.log = list(log)
         self.oom = oom
+        self.recipe: Recipe | None = None
 
 
 class BuiltNotRunnable(RuntimeError):

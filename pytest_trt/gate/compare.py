@@ -6,13 +6,13 @@ t-test on log medians, Sidak share of a suite-wide false-alarm rate, power at th
 minimum detectable change said when the runs cannot reach the threshold).  Quality is gated
 separately (closeness, agreement, accuracy may not drop by more than a tolerance).  Differences of
 GPU, driver, CUDA, TensorRT or recipe are reported and, unless ``--across-env``, make a latency change
-"incomparable" rather than a regression.  Rendering is in :mod:`pytest_trt.gate.render`.
+"incomparable" rather than a regression.  Rendering is in :mod:`pytest_trt.gate.render`; runs side by
+side (``--by``) are :mod:`pytest_trt.gate.side_by_side`.
 """
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,7 +27,6 @@ from pytest_trt.gate.results import (
     load_side,
     quality_numbers,
 )
-from pytest_trt.gate.runs import load_run
 from pytest_trt.gate.runs import median as _median
 
 VERDICTS = (
@@ -262,62 +261,6 @@ def gate_session(
     return [v for v in compare_sides(base, cand, rule) if v.verdict != "missing"]
 
 
-# -- side by side (--by) ------------------------------------------------------------------------
-
-
-def _dig(d: Mapping[str, Any], dotted: str) -> Any:
-    cur: Any = d
-    for part in dotted.split("."):
-        if not isinstance(cur, Mapping) or part not in cur:
-            return None
-        cur = cur[part]
-    return cur
-
-
-def group_value(data: Mapping[str, Any], bench: Mapping[str, Any], key: str) -> str:
-    mi = data.get("machine_info", {})
-    for src in (mi.get("pytest_trt") or {}, mi, bench.get("extra_info") or {}):
-        v = _dig(src, key)
-        if v is not None:
-            return str(v)
-    return "?"
-
-
-def side_by_side(paths: Sequence[Path], by: str, metric: str = "median") -> dict[str, Any]:
-    """One column per value of ``by`` (e.g. trt_version), one row per test id, cells = metric ms."""
-    cols: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    recipes: dict[str, set[str]] = defaultdict(set)
-    thr: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for p in paths:
-        data = load_run(p)
-        for b in data["benchmarks"]:
-            col = group_value(data, b, by)
-            st = b.get("stats") or {}
-            val = st.get(metric)
-            if val is None:
-                continue
-            key = b.get("fullname") or b["name"]
-            cols[col][key].append(float(val) * 1e3)
-            ex = b.get("extra_info") or {}
-            if ex.get("throughput_samples_per_s"):
-                thr[col][key].append(float(ex["throughput_samples_per_s"]))
-            if (ex.get("recipe") or {}).get("name"):
-                recipes[col].add(ex["recipe"]["name"])
-    columns = sorted(cols)
-    rows = sorted({k for c in cols.values() for k in c})
-    table = {r: {c: (_median(cols[c][r]) if cols[c].get(r) else None) for c in columns} for r in rows}
-    return {
-        "by": by,
-        "metric": metric,
-        "columns": columns,
-        "recipes": {c: sorted(recipes[c]) for c in columns},
-        "rows": table,
-        "throughput": {
-            r: {c: (_median(thr[c][r]) if thr[c].get(r) else None) for c in columns} for r in rows
-        },
-    }
-
-
 def env_notes(base: Mapping[str, list[RunResult]], cand: Mapping[str, list[RunResult]]) -> list[str]:
     be = next((rs[0].env for rs in base.values() if rs), {})
     ce = next((rs[0].env for rs in cand.values() if rs), {})
@@ -331,5 +274,4 @@ __all__ = [
     "compare_benchmark",
     "compare_sides",
     "gate_session",
-    "side_by_side",
 ]

@@ -14,7 +14,16 @@ from typing import Any
 
 from pytest_trt.gate.runs import ResultsError, load_run
 
-ENV_KEYS = ("gpu", "driver", "cuda_driver", "torch_cuda_runtime", "trt_version", "onnxruntime", "torch")
+ENV_KEYS = (
+    "gpu",
+    "driver",
+    "cuda_driver",
+    "torch_cuda_runtime",
+    "trt_version",
+    "tensorrt_rtx_version",
+    "onnxruntime",
+    "torch",
+)
 QUALITY_METRICS = (
     "closeness@0.01",
     "closeness@0.1",

@@ -69,7 +69,8 @@ def expand_paths(patterns: Iterable[str]) -> list[Path]:
 
 
 def load_run(path: Path | str) -> dict[str, Any]:
-    """Load one pytest-benchmark JSON file, checking it is one (with a message naming the file)."""
+    """Load one pytest-benchmark JSON file (or a ``--trt-json`` file, read as a run without timings),
+    checking it is one (with a message naming the file)."""
     p = Path(path)
     try:
         data = json.loads(p.read_text())
@@ -81,6 +82,9 @@ def load_run(path: Path | str) -> dict[str, Any]:
         raise ResultsError(f"{p}: not valid JSON ({exc})") from None
     except RecursionError:
         raise ResultsError(f"{p}: nested too deeply to be a results file") from None
+    if isinstance(data, dict) and "benchmarks" not in data and isinstance(data.get("cases"), list):
+        # a --trt-json file: every case and the machine, no timings (a run that only built, say)
+        data = {"machine_info": data.get("machine_info", {}), "benchmarks": [], "pytest_trt": data}
     if (
         not isinstance(data, dict)
         or not isinstance(data.get("benchmarks"), list)
@@ -88,7 +92,7 @@ def load_run(path: Path | str) -> dict[str, Any]:
     ):
         raise ResultsError(
             f"{p}: not a pytest-benchmark JSON file (expected 'machine_info' and a 'benchmarks' list; "
-            "write it with pytest --benchmark-json=FILE)"
+            "write it with pytest --benchmark-json=FILE or --trt-json=FILE)"
         )
     trt = data.get("pytest_trt")
     if trt is not None and str(trt.get("schema", "")).split("/")[0] != SCHEMA.split("/")[0]:

@@ -13,7 +13,7 @@ import os
 import platform
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,10 +139,11 @@ def gpu_info(index: int, handle: Any) -> dict[str, Any]:
     return info
 
 
-def machine_info(trt_version: str | None = None) -> dict[str, Any]:
+def machine_info(builders: Mapping[str, str | None] | None = None) -> dict[str, Any]:
     """Everything about the machine a result depends on (NVML only: no CUDA context is created).
 
-    ``trt_version`` comes from the caller: the machine layer knows nothing of engines."""
+    ``builders`` (``trt_version``, ``tensorrt_rtx_version``) come from the caller: the machine layer
+    knows nothing of engines."""
     from pytest_trt.hardware import jetson
 
     out: dict[str, Any] = {"pytest_trt": _pkg_version("pytest-trt")}
@@ -153,7 +154,8 @@ def machine_info(trt_version: str | None = None) -> dict[str, Any]:
 
         out["torch_cuda_runtime"] = torch.version.cuda
         out["cudnn"] = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
-    out["trt_version"] = trt_version
+    out["trt_version"] = None
+    out.update(builders or {})
     nv = nvml()
     if nv is not None:
         out["driver"] = _s(_try(nv.nvmlSystemGetDriverVersion))

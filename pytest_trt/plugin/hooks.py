@@ -303,7 +303,7 @@ def pytest_benchmark_generate_machine_info(config: pytest.Config) -> dict[str, A
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
     from pytest_trt.hardware import telemetry
 
-    machine_info["pytest_trt"] = telemetry.machine_info(trt_versions.env_version())
+    machine_info["pytest_trt"] = telemetry.machine_info(trt_versions.builder_versions())
     s = config.stash.get(SETTINGS_KEY, None)
     if s is not None:
         machine_info["pytest_trt"]["device"] = s.device.torch
@@ -346,7 +346,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         payload = records.session_section(
             sess.records.values(), s, sess.cache.stats.summary(), sess.timeline.as_dict(), drift
         )
-        payload["machine_info"] = {"pytest_trt": telemetry.machine_info(trt_versions.env_version())}
+        payload["machine_info"] = {"pytest_trt": telemetry.machine_info(trt_versions.builder_versions())}
         path = s.json_path
         worker = getattr(config, "workerinput", {}).get("workerid")
         if worker:  # xdist: one file per worker next to the requested one, never a shared partial write

@@ -119,7 +119,11 @@ class TensorRTBackend(Backend):
                 quiet=ctx.verbose < 0,
             )
 
-        art = ctx.cache.get_or_build("trt-plan", key, ".plan", build)
+        try:
+            art = ctx.cache.get_or_build("trt-plan", key, ".plan", build)
+        except BuildFailed as exc:
+            exc.recipe = recipe
+            raise
         if art.meta.get("trt_version") != trt.__version__:  # defence in depth: never load a foreign plan
             raise BuildFailed(f"cached plan {art.path} was built by TensorRT {art.meta.get('trt_version')}")
         return art, recipe, gpu, recipe_seconds

@@ -10,6 +10,7 @@ read it from here (``trt = versions.trt``), and tests bind a recording double he
 from __future__ import annotations
 
 import importlib
+import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -133,6 +134,23 @@ def choose_recipe(spec: BuildSpec, version: str) -> Recipe:
         calibrator="IInt8EntropyCalibrator2" if spec.precision == "int8" else None,
         calib_method="entropy" if spec.precision == "int8" else None,
     )
+
+
+def module_version(module_name: str) -> str | None:
+    """The version of a TensorRT module (``tensorrt`` or ``tensorrt_rtx``) if it imports for real, without
+    binding it as ``trt``: a session that built with one must not have the other switched in."""
+    try:
+        mod = sys.modules.get(module_name) or importlib.import_module(module_name)
+    except Exception:  # ImportError, or a wheel whose libraries fail to load
+        return None
+    version = getattr(mod, "__version__", None)
+    return str(version) if version and hasattr(mod, "Builder") else None
+
+
+def builder_versions() -> dict[str, str | None]:
+    """Every TensorRT builder here, for machine_info: ``trt_version`` (TensorRT) and
+    ``tensorrt_rtx_version`` (TensorRT-RTX), None where absent."""
+    return {"trt_version": env_version(), "tensorrt_rtx_version": module_version("tensorrt_rtx")}
 
 
 def env_version() -> str | None:
