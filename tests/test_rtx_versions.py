@@ -86,3 +86,11 @@ def test_machine_info_names_the_tensorrt_rtx_builder_here() -> None:
 
     pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX is not installed (pip install pytest-trt[rtx])")
     assert versions.builder_versions()["tensorrt_rtx_version"] == version("tensorrt_rtx_cu12")
+
+
+def test_the_report_shows_what_each_builder_version_did(tmp_path: Path) -> None:
+    from pytest_trt.report.build import write_report
+
+    md = write_report(RUNS, tmp_path / "report")["markdown"].read_text()
+    section = md.split("## Builds by tensorrt_rtx_version", 1)[1]
+    assert "| 1.6.1.120 (" in section and "build_failed [1]" in section and "absent" in section

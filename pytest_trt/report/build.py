@@ -18,7 +18,14 @@ from typing import Any
 from pytest_trt.gate import change_points, history
 from pytest_trt.gate.runs import load_run
 from pytest_trt.report.figures import FIGURES, history_figure, make_figures
-from pytest_trt.report.tables import frameworks_table, html_table, markdown, results_table, sparsity_table
+from pytest_trt.report.tables import (
+    detection_table,
+    frameworks_table,
+    html_table,
+    markdown,
+    results_table,
+    sparsity_table,
+)
 
 __all__ = ["FIGURES", "make_figures", "write_report"]
 
@@ -42,6 +49,21 @@ def _rows(loaded: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[
                 ex["_stats"] = {}
                 rows.append(ex)
     return rows, machine
+
+
+BUILDER_KEYS = ("trt_version", "tensorrt_rtx_version")
+
+
+def _builds_by_version(paths: Sequence[Path], loaded: Sequence[dict[str, Any]]) -> list[str]:
+    """Runs of more than one builder version: what each version did with each case (Markdown lines)."""
+    from pytest_trt.gate import render, side_by_side
+
+    for key in BUILDER_KEYS:
+        seen = {(d.get("machine_info", {}).get("pytest_trt") or {}).get(key) for d in loaded}
+        if len(seen - {None}) > 1:
+            table = side_by_side.side_by_side(paths, key)
+            return [f"## Builds by {key}", "", render.render_side_by_side(table, markdown=True)]
+    return []
 
 
 def write_report(paths: Sequence[Path], out: Path, window: int = 10) -> dict[str, Path]:
@@ -70,6 +92,7 @@ def write_report(paths: Sequence[Path], out: Path, window: int = 10) -> dict[str
     sections = [
         ("Framework comparison (speed-up against PyTorch fp32 on the same device)", frameworks_table(rows)),
         ("2:4 sparsity: what pruning cost, and what it bought", sparsity_table(rows)),
+        ("Detection and instance segmentation (the thesis's table)", detection_table(rows)),
         ("All results", table),
     ]
     env = ", ".join(
@@ -90,6 +113,8 @@ def write_report(paths: Sequence[Path], out: Path, window: int = 10) -> dict[str
     for title, t in sections:
         if t:
             md += [f"## {title}", "", *markdown(t), ""]
+    builders = _builds_by_version(paths, loaded)
+    md += builders
     (out / "report.md").write_text("\n".join(md) + "\n")
     imgs = "".join(
         f'<figure><img alt="{html.escape(n)}" src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">'
@@ -97,6 +122,8 @@ def write_report(paths: Sequence[Path], out: Path, window: int = 10) -> dict[str
         for n, p in figs.items()
     )
     tables = "".join(f"<h2>{html.escape(title)}</h2>{html_table(t)}" for title, t in sections if t)
+    if builders:
+        tables += f"<h2>{html.escape(builders[0].lstrip('# '))}</h2><pre>{html.escape(chr(10).join(builders[2:]))}</pre>"
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>pytest-trt report</title><style>"
         "body{font-family:sans-serif;margin:2em}img{max-width:100%}table{border-collapse:collapse;font-size:12px}"
