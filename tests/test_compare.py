@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pytest_trt.cli import main
-from pytest_trt.gate import side_by_side, compare, results
+from pytest_trt.gate import compare, results, side_by_side
 
 NAMES = [f"bench.py::test_x[m{i}-onnxruntime-fp32-dynamic-b1-opt3]" for i in range(5)]
 
