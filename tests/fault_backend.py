@@ -19,6 +19,10 @@ from pytest_trt.engines.onnxrt.backend import OnnxRuntimeBackend
 from pytest_trt.engines.protocol import Backend, BuildContext, Engine
 
 CORRUPTIONS = ("mixup", "noise", "flip", "zero_channel", "noise_last")
+# a detector's faults (YOLOv8 head ``[B, 4 + nc + 32, A]``; prototypes ``[B, 32, h, w]`` last)
+DETECTOR_CORRUPTIONS = ("shift_boxes", "drop_detections", "swap_masks_last")
+SHIFT = 0.2  # boxes moved by a fifth of their size, right and down (IoU with the true box ~0.7)
+DROP_EVERY = 3  # one anchor in three loses its scores
 NOISE = 0.05  # Gaussian noise at 5 % of the output's RMS
 FLIP_EVERY = 12  # one sample in twelve (about 8 %) gets a wrong top-1 class
 
@@ -72,6 +76,24 @@ class Corrupting:
         y[:, c] = 0
         return y
 
+    def _shift_boxes(self, y: np.ndarray) -> np.ndarray:
+        """Every box moved right and down by SHIFT of its own width and height."""
+        y = y.copy()
+        y[:, 0:2] += SHIFT * y[:, 2:4]
+        return y
+
+    def _drop_detections(self, y: np.ndarray) -> np.ndarray:
+        """The class scores of every DROP_EVERY-th anchor zeroed: its objects are never reported."""
+        y = y.copy()
+        y[:, 4 : 4 + self.classes, ::DROP_EVERY] = 0.0
+        return y
+
+    def _swap_masks(self, y: np.ndarray) -> np.ndarray:
+        """Prototype masks in reverse order: each detection assembles its mask from the wrong ones."""
+        return np.ascontiguousarray(y[:, ::-1])
+
+    classes = 3  # the shapes detector's class count (score channels after the 4 box values)
+
 
 def _corrupted(engine: Engine, corruption: str) -> Engine:
     """A copy of the built engine (same state) of a subclass whose outputs carry ``corruption``."""
@@ -101,7 +123,7 @@ def make_backend(
 
 
 def register_all(register: Callable[[str, Any], None]) -> None:
-    for c in CORRUPTIONS:
+    for c in (*CORRUPTIONS, *DETECTOR_CORRUPTIONS):
         register(f"faulty_{c}", make_backend(c))
     from pytest_trt.engines.openvino.backend import OpenVinoBackend  # imports openvino lazily
 

@@ -217,3 +217,89 @@ register(
         description="CNN trained in seconds on scikit-learn's digits (real labels)",
     )
 )
+
+
+# YOLOv8 (our own implementation of the published architecture: pytest_trt.models.yolo; docs/detection.md
+# says why).  Offline the weights are seeded random; a published checkpoint's state dict loads with
+# --trt-weights file:PATH.
+def _yolo(scale: str, task: str, nc: int = 80) -> Callable[[], nn.Module]:
+    from pytest_trt.models import yolo
+
+    return lambda: yolo.YOLOv8(scale, nc, task)
+
+
+_YOLO_INPUT = InputSpec((3, 640, 640), hw_range=(320, 640, 1280), hw_multiple=32)
+for _scale in ("n", "s", "l"):
+    register(
+        ModelSpec(
+            f"yolov8{_scale}_seg",
+            "instance_segmentation",
+            _yolo(_scale, "segment"),
+            _YOLO_INPUT,
+            80,
+            family="yolov8",
+            tags=frozenset({"yolo"}),
+            data="shapes-images",
+            output_names=("output0", "output1"),
+            description=f"YOLOv8{_scale}-seg instance segmenter (80 classes; boxes, 32 mask coefficients, prototypes)",
+        )
+    )
+register(
+    ModelSpec(
+        "yolov8n_det",
+        "detection",
+        _yolo("n", "detect"),
+        _YOLO_INPUT,
+        80,
+        family="yolov8",
+        tags=frozenset({"yolo"}),
+        data="shapes-images",
+        output_names=("output0",),
+        description="YOLOv8n detector (80 classes)",
+    )
+)
+
+
+def _yolo_cls() -> nn.Module:
+    from pytest_trt.models import yolo
+
+    return yolo.YOLOv8Classifier("n", 1000)
+
+
+register(
+    ModelSpec(
+        "yolov8n_cls",
+        "classification",
+        _yolo_cls,
+        InputSpec((3, 224, 224)),
+        1000,
+        family="yolov8",
+        tags=frozenset({"yolo"}),
+        output_kinds=("probability",),
+        description="YOLOv8n-cls ImageNet-shaped classifier (softmax output)",
+    )
+)
+
+
+def _train_shapes(model: nn.Module, seed: int) -> None:
+    from pytest_trt.models import detector_training
+
+    model.load_state_dict(detector_training.trained_state())
+
+
+register(
+    ModelSpec(
+        "yolov8_shapes_seg",
+        "instance_segmentation",
+        _yolo("shapes", "segment", 3),
+        InputSpec((3, 96, 96), hw_range=(64, 96, 160), hw_multiple=32),
+        3,
+        trainer=_train_shapes,
+        weights_source="trained-in-package:shapes-on-photos",
+        family="yolov8",
+        tags=frozenset({"smoke", "tiny", "labelled", "yolo"}),
+        data="shapes",
+        output_names=("output0", "output1"),
+        description="small YOLOv8-layout instance segmenter trained at first use on generated shapes (real labels)",
+    )
+)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pytest_trt.models.shapes_data import Annotations
 from pytest_trt.models.signature import InputSpec, Shape
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -39,6 +40,7 @@ class Samples:
     labels: np.ndarray | None
     source: str
     more: tuple[np.ndarray, ...] = ()
+    annotations: Annotations | None = None  # objects per image (detection, instance segmentation)
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -63,7 +65,7 @@ class Samples:
         return tuple(np.concatenate([a] * reps)[:n] for a in self.arrays)
 
     def with_arrays(self, arrays: tuple[np.ndarray, ...]) -> Samples:
-        return Samples(arrays[0], self.labels, self.source, tuple(arrays[1:]))
+        return Samples(arrays[0], self.labels, self.source, tuple(arrays[1:]), self.annotations)
 
     def digest(self) -> str:
         h = hashlib.sha256()
@@ -97,7 +99,7 @@ def complete(first: Samples, inputs: Sequence[InputSpec], shapes: Sequence[Shape
         return first
     rng = np.random.default_rng(seed + 1)
     more = tuple(inp.draw(len(first), rng, shape) for inp, shape in zip(inputs[1:], shapes[1:], strict=True))
-    return Samples(first.x, first.labels, first.source + "+synthetic", more)
+    return Samples(first.x, first.labels, first.source + "+synthetic", more, first.annotations)
 
 
 def load_image_folder(root: Path | str, size: int, limit: int, offset: int = 0) -> Samples:
@@ -256,6 +258,40 @@ def train_digits_classifier(model: nn.Module, seed: int = 0, epochs: int = 60) -
         return float((model(x).argmax(1) == y).float().mean())
 
 
+# mAP over a few objects moves in steps of several points: small detectors get a larger evaluation
+# set (at 640 px one image's masks alone take 40 MB, so large inputs keep --trt-samples)
+SHAPES_EVAL = 64
+
+
+def shapes(shape: tuple[int, ...], n: int, seed: int, labelled: bool = True) -> Samples:
+    """Generated shapes on photographs (:mod:`.shapes_data`), RGB in [0, 1] as YOLO models take them;
+    with their objects as annotations when ``labelled``."""
+    from pytest_trt.models import shapes_data
+
+    if shape[-1] != shape[-2]:
+        raise DatasetError(f"shapes data is square; got an input of {shape[-2]}x{shape[-1]}")
+    x, ann = shapes_data.make(n, shape[-1], seed)
+    return Samples(
+        x, None, ann.source if labelled else ann.source + ":images", annotations=ann if labelled else None
+    )
+
+
+def coco(spec: str, shape: tuple[int, ...], n: int, offset: int = 0, labelled: bool = True) -> Samples:
+    """A user's COCO data (:mod:`.coco_data`), letterboxed to the input's side; calibration takes the
+    images after the evaluation ones (all of them again where there are too few, said in the source)."""
+    from pytest_trt.models import coco_data
+
+    try:
+        x, ann, source = coco_data.load(spec, shape[-1], n, offset, labelled)
+    except coco_data.CocoDataError as exc:
+        if offset and "has no images" in str(exc):
+            x, ann, source = coco_data.load(spec, shape[-1], n, 0, labelled)
+            source += "(overlaps eval)"
+        else:
+            raise DatasetError(str(exc)) from None
+    return Samples(x, None, source, annotations=ann)
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Where evaluation and calibration samples come from (set by --trt-dataset and friends)."""
@@ -274,11 +310,16 @@ def eval_samples(
         _, test = digits_split(cfg.seed)  # the whole test split (540 images): cheap, and accuracy needs it
         n = len(test)
         return Samples(test.x[:n], test.labels[:n] if test.labels is not None else None, test.source)
+    if cfg.dataset and cfg.dataset.startswith("coco:"):
+        return coco(cfg.dataset, shape, cfg.eval_samples)
     if cfg.dataset and cfg.dataset != "digits" and len(shape) == 3:
         return load_image_folder(cfg.dataset, shape[-1], cfg.eval_samples)
     if data == "photos":
         # Every photograph at least twice (centre crop + a random view): top-1 agreement needs samples.
         return photos(shape, max(cfg.eval_samples, 2 * len(PHOTOS)), cfg.seed)
+    if data in ("shapes", "shapes-images"):
+        n = max(cfg.eval_samples, SHAPES_EVAL) if shape[-1] <= 160 else cfg.eval_samples
+        return shapes(shape, n, cfg.seed, labelled=data == "shapes")
     return synthetic(shape, cfg.eval_samples, cfg.seed, vocab)
 
 
@@ -288,6 +329,8 @@ def calibration_samples(
     if data == "digits":
         train, _ = digits_split(cfg.seed)
         return Samples(train.x[: cfg.calib_samples], None, "sklearn-digits:train")
+    if cfg.dataset and cfg.dataset.startswith("coco:"):
+        return coco(cfg.dataset, shape, cfg.calib_samples, offset=cfg.eval_samples, labelled=False)
     if cfg.dataset and cfg.dataset != "digits" and len(shape) == 3:
         try:
             return load_image_folder(cfg.dataset, shape[-1], cfg.calib_samples, offset=cfg.eval_samples)
@@ -297,4 +340,6 @@ def calibration_samples(
             return Samples(s.x, None, s.source + "(overlaps eval)")
     if data == "photos":
         return photos(shape, cfg.calib_samples, cfg.seed + 10_007, views="calib")
+    if data in ("shapes", "shapes-images"):
+        return shapes(shape, cfg.calib_samples, cfg.seed + 10_007, labelled=False)
     return synthetic(shape, cfg.calib_samples, cfg.seed + 10_007, vocab)

@@ -17,7 +17,17 @@ from pytest_trt.models import pruning
 from pytest_trt.models.signature import InputSpec
 
 # "generic": any tensors (a user's graph with no declared task): closeness, errors and cosine only.
-TASKS = ("classification", "segmentation", "regression", "embedding", "generic")
+TASKS = (
+    "classification",
+    "segmentation",
+    "detection",
+    "instance_segmentation",
+    "regression",
+    "embedding",
+    "generic",
+)
+#: tasks whose outputs are head tensors decoded by post-processing (pytest_trt.quality.detection)
+DETECTION_TASKS = ("detection", "instance_segmentation")
 
 
 @dataclass(frozen=True)
@@ -33,7 +43,7 @@ class ModelSpec:
     tags: frozenset[str] = field(default_factory=frozenset)
     description: str = ""
     output_name: str = "output"
-    data: str | None = None  # the model's own evaluation data: "photos", "digits" (else synthetic)
+    data: str | None = None  # its own evaluation data: "photos", "digits", "shapes" (else synthetic)
     weights_url: str | None = (
         None  # a state dict to download (torch hub cache), for models outside torchvision
     )

@@ -344,7 +344,12 @@ OPTIONS: tuple[Opt, ...] = (
         parse=P.weights,
         default="auto",
     ),
-    Opt("dataset", "labelled ImageFolder root for accuracy, or 'digits'", metavar="PATH"),
+    Opt(
+        "dataset",
+        "labelled ImageFolder root for accuracy, 'digits', or coco:ANNOTATIONS.json:IMAGES_DIR for "
+        "detection mAP",
+        metavar="PATH",
+    ),
     Opt(
         "samples",
         "evaluation samples for quality metrics",

@@ -66,6 +66,8 @@ class TrtSession:
         ] = {}  # a user's ONNX file, read and hashed once
         self._npz: dict[tuple[str, str, int | None], datasets.Samples] = {}  # (file, model, hw) -> loaded
         self._fp32: dict[tuple[Any, ...], Fp32Outputs] = {}
+        # a detector's fp32 detections, decoded once per (model, resolution, weights) for every case
+        self.fp32_detections: dict[tuple[Any, ...], list[Any]] = {}
         self._engine: tuple[tuple[Any, ...], Engine] | None = None
         self._failed: dict[tuple[Any, ...], BuildFailed | BuiltNotRunnable] = {}
         # Bounded: a segmentation reference at 512 px is ~350 MB; matrix order keeps reuse local.

@@ -180,9 +180,17 @@ def _check(s: Settings) -> None:
             str(s.baseline),
             "no such file: pass a pytest-benchmark JSON written by --benchmark-json",
         )
-    if s.dataset and s.dataset != "digits" and not Path(s.dataset).expanduser().is_dir():
+    if s.dataset and s.dataset.startswith("coco:"):
+        from pytest_trt.models import coco_data
+
+        try:
+            coco_data.parse_spec(s.dataset)
+        except coco_data.CocoDataError as exc:
+            raise usage("dataset", s.dataset, str(exc).removeprefix("--trt-dataset: ")) from None
+    elif s.dataset and s.dataset != "digits" and not Path(s.dataset).expanduser().is_dir():
         raise usage(
             "dataset",
             s.dataset,
-            "no such directory: pass an ImageFolder root (<root>/<class>/<image>) or 'digits'",
+            "no such directory: pass an ImageFolder root (<root>/<class>/<image>), 'digits', or "
+            "coco:ANNOTATIONS.json:IMAGES_DIR",
         )

@@ -19,12 +19,13 @@ from pytest_trt.engines.protocol import BuildFailed, BuiltNotRunnable, Engine
 from pytest_trt.gate.runs import STATUSES
 from pytest_trt.measure import timing
 from pytest_trt.models import pruning, zoo
+from pytest_trt.models.registry import DETECTION_TASKS
 from pytest_trt.models.user_data import UserDataError
 from pytest_trt.plugin import records
 from pytest_trt.plugin.matrix import Case, Request
 from pytest_trt.plugin.session import TrtSession, engine_outputs
 from pytest_trt.plugin.timed import Sentinel, time_case
-from pytest_trt.quality import gates, judge, pruning_loss
+from pytest_trt.quality import detection, gates, judge, pruning_loss
 
 
 class TrtRun:
@@ -69,6 +70,8 @@ class TrtRun:
                 self.record["status"] = "oom" if exc.oom else "build_failed"
                 self.record["message"] = str(exc)
                 self.record["extra_info"]["build_log"] = exc.log[-30:]
+                if exc.recipe is not None:
+                    self.record["extra_info"]["recipe"] = exc.recipe.as_dict()
                 self._publish()
                 if self.settings.on_build_failure == "skip":
                     pytest.skip(f"{self.record['status']}: {exc}")
@@ -99,9 +102,16 @@ class TrtRun:
         ref = self.session.reference(self.case, self.req, self.engine, gclass)
         split["reference"] = round(time.perf_counter() - t0, 4)
         t0 = time.perf_counter()
+        sections: dict[str, Any] = {}
         pruned = self._pruning(base.outputs, labels)
+        if pruned:
+            sections["sparsity"] = pruned
+        task = self.spec.task
+        if task in DETECTION_TASKS:
+            sections["detection"] = self._detection(base.outputs, out, base.samples)
+            task = "generic"  # the head tensors themselves: the same-recipe rule and closeness
         verdict = judge.judge(
-            self.spec.task,
+            task,
             base.names,
             base.outputs,
             out,
@@ -110,7 +120,7 @@ class TrtRun:
             gate_list=gates.gates_for(gclass, self._overrides()),
             labels=labels,
             trained=trained,
-            sections={"sparsity": pruned} if pruned else None,
+            sections=sections or None,
             kinds=self.spec.output_kinds,
         )
         split["metrics"] = round(time.perf_counter() - t0, 4)
@@ -133,6 +143,22 @@ class TrtRun:
         self.quality = q
         self.record["extra_info"]["quality"] = q
         return q
+
+    def _detection(self, base: list[np.ndarray], out: list[np.ndarray], samples: Any) -> dict[str, Any]:
+        """Decoded detections judged (mAP against labels and against fp32's own detections), and the
+        post-processing stage timed on a batch of this case's size (host; device on a GPU)."""
+        hw = (int(samples.x.shape[-2]), int(samples.x.shape[-1]))
+        nc = int(self.spec.num_classes or 0)
+        device = self.settings.device.torch
+        key = (self.case.model, self.case.hw, self.session.weights(self.case.model))
+        kept = self.session.fp32_detections
+        if key not in kept:  # the fp32 model's detections: decoded once per model, resolution, weights
+            kept[key] = detection.detect_all(base, nc, hw, device=device)
+        section = detection.quality(base, out, nc, hw, samples.annotations, device, kept[key])
+        self.record["extra_info"]["postprocess_ms"] = detection.time_postprocess(
+            out, nc, hw, self.case.batch, self.settings.device.torch
+        )
+        return section
 
     def _pruning(self, outputs: list[np.ndarray], labels: np.ndarray | None) -> dict[str, Any] | None:
         """For a pruned variant: its 2:4 structure, file sizes and what pruning cost against the dense model

@@ -57,6 +57,9 @@ def known_metrics() -> frozenset[str]:
             metrics.against_reference(base, out, base, floor=1e-3, task=task, trained=True, exact=True), names
         )
         _leaves(pruning_loss([base], [out], task, labels if task == "classification" else None), names)
+    from pytest_trt.quality.detection import METRICS as DETECTION_METRICS
+
+    names |= set(DETECTION_METRICS)  # computed from decoded detections, not from a made-up tensor
     return frozenset(n for n in names if not n.startswith("baseline_"))
 
 

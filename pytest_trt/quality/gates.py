@@ -87,6 +87,15 @@ TRAINED_ONLY = {
     "mask_iou",
     "mask_dice",
     "pixel_agreement",
+    # detection: with random weights hardly a box clears the scores, so mAP measures nothing
+    "map50",
+    "map50_95",
+    "mask_map50",
+    "mask_map50_95",
+    "agreement_map50",
+    "agreement_map50_95",
+    "agreement_mask_map50",
+    "agreement_mask_map50_95",
 }
 
 # The reference rule's metrics (computed by metrics.against_reference) and their defaults.
@@ -108,6 +117,41 @@ REFERENCE_RULE = (
 # scale s of the rule never drops below it (fp32 reorderings, one fp16/bf16 rounding, int8 rescaling).
 FLOORS = {"fp32": 1e-3, "tf32": 5e-3, "fp16": 5e-3, "bf16": 3e-2, "int8": 2e-2}
 
+# Detection (boxes and masks): mAP against labels relative to the fp32 model's own, MLPerf-style (int8
+# keeps >= 99 %), and agreement mAP against the fp32 model's confident detections.
+DETECTION_GATES: dict[str, tuple[str, ...]] = {
+    "fp32": (
+        "map50_95>=0.995xbase",
+        "mask_map50_95>=0.995xbase",
+        "agreement_map50_95>=0.95",
+        "agreement_mask_map50_95>=0.95",
+    ),
+    "tf32": (
+        "map50_95>=0.99xbase",
+        "mask_map50_95>=0.99xbase",
+        "agreement_map50_95>=0.9",
+        "agreement_mask_map50_95>=0.9",
+    ),
+    "fp16": (
+        "map50_95>=0.99xbase",
+        "mask_map50_95>=0.99xbase",
+        "agreement_map50_95>=0.9",
+        "agreement_mask_map50_95>=0.9",
+    ),
+    "bf16": (
+        "map50_95>=0.98xbase",
+        "mask_map50_95>=0.98xbase",
+        "agreement_map50_95>=0.8",
+        "agreement_mask_map50_95>=0.8",
+    ),
+    "int8": (
+        "map50_95>=0.99xbase",
+        "mask_map50_95>=0.99xbase",
+        "agreement_map50>=0.85",
+        "agreement_mask_map50>=0.85",
+    ),
+}
+
 # Absolute top-1 agreement floors allow for a near-tie or two among a few dozen samples; decisive
 # flips are caught exactly by the rule's unexplained_flips.
 DEFAULT_GATES: dict[str, tuple[str, ...]] = {
@@ -117,6 +161,7 @@ DEFAULT_GATES: dict[str, tuple[str, ...]] = {
         "top1_agreement>=0.99",
         "accuracy_top1>=0.999xbase",
         "seg_closeness>=99",
+        *DETECTION_GATES["fp32"],
     ),
     # fp32 with TF32 math (the default on NVIDIA GPUs, in TensorRT and torch alike): 10-bit mantissa products.
     "tf32": (
@@ -125,6 +170,7 @@ DEFAULT_GATES: dict[str, tuple[str, ...]] = {
         "top1_agreement>=0.97",
         "accuracy_top1>=0.995xbase",
         "seg_closeness>=98",
+        *DETECTION_GATES["tf32"],
     ),
     "fp16": (
         "cosine_min>=0.999",
@@ -132,6 +178,7 @@ DEFAULT_GATES: dict[str, tuple[str, ...]] = {
         "top1_agreement>=0.95",
         "accuracy_top1>=0.99xbase",
         "seg_closeness>=97",
+        *DETECTION_GATES["fp16"],
     ),
     "bf16": (
         "cosine_min>=0.99",
@@ -139,6 +186,7 @@ DEFAULT_GATES: dict[str, tuple[str, ...]] = {
         "top1_agreement>=0.90",
         "accuracy_top1>=0.98xbase",
         "seg_closeness>=95",
+        *DETECTION_GATES["bf16"],
     ),
     "int8": (
         "cosine_min>=0.98",
@@ -146,6 +194,7 @@ DEFAULT_GATES: dict[str, tuple[str, ...]] = {
         "top1_agreement>=0.85",
         "accuracy_top1>=0.97xbase",
         "seg_closeness>=90",
+        *DETECTION_GATES["int8"],
     ),
 }
 
@@ -199,6 +248,7 @@ def lookup(quality: Mapping[str, Any], metric: str, baseline: bool = False) -> f
         "reference",
         "classification",
         "segmentation",
+        "detection",
         "regression",
         "embedding",
         "generic",

@@ -215,3 +215,62 @@ def html_table(table: list[list[str]]) -> str:
         )
         + "</table>"
     )
+
+
+def _mem(r: dict[str, Any]) -> tuple[Any, Any]:
+    """Mean and max device memory in use during timing (host RSS where there is no GPU), MB."""
+    mem = r.get("memory") or {}
+    for key in ("device_memory_used_mb", "host_rss_mb"):
+        v = mem.get(key)
+        if isinstance(v, dict):
+            return v.get("mean"), v.get("max")
+        if isinstance(v, (int, float)):
+            return None, v
+    return None, None
+
+
+def detection_table(rows: list[dict[str, Any]]) -> list[list[str]]:
+    """Detectors and instance segmenters, the reference thesis's table: build time, engine size, layers,
+    mAP (boxes and masks, against labels and against fp32's own detections), memory, throughput and the
+    post-processing stage; empty when no result is a detector's."""
+    det = [r for r in rows if isinstance((r.get("quality") or {}).get("detection"), dict)]
+    if not det:
+        return []
+    head = [
+        "result",
+        "status",
+        "build s",
+        "engine MB",
+        "layers",
+        "mAP50",
+        "mAP50-95",
+        "mask mAP50",
+        "mask mAP50-95",
+        "agreement mAP50-95",
+        "mean/max memory MB",
+        "samples/s",
+        "post-processing ms (host/device)",
+    ]
+    out = [head]
+    for r in sorted(det, key=lambda r: str(r.get("_name"))):
+        q, eng, post = r["quality"]["detection"], r.get("engine") or {}, r.get("postprocess_ms") or {}
+        mean, peak = _mem(r)
+        plan = eng.get("plan_bytes")
+        out.append(
+            [
+                str(r.get("_name")),
+                str(r.get("status")),
+                _f(eng.get("build_seconds"), ".2f"),
+                _f(plan / 1e6 if plan else None, ".2f"),
+                _f(eng.get("layers"), "d") if isinstance(eng.get("layers"), int) else "-",
+                _f(q.get("map50")),
+                _f(q.get("map50_95")),
+                _f(q.get("mask_map50")),
+                _f(q.get("mask_map50_95")),
+                _f(q.get("agreement_mask_map50_95", q.get("agreement_map50_95"))),
+                f"{_f(mean, '.0f')}/{_f(peak, '.0f')}",
+                _f(r.get("throughput_samples_per_s"), ".1f"),
+                f"{_f(post.get('host'), '.2f')}/{_f(post.get('device'), '.2f')}",
+            ]
+        )
+    return out
