@@ -214,3 +214,30 @@ def test_an_op_tensorrt_lacks_is_the_parsers_message(pytester: pytest.Pytester, 
     (case,) = load_json(out)["cases"]
     assert case["status"] == "build_failed"
     assert "TensorRT could not parse custom.onnx" in case["message"] and "Frobnicate" in case["message"]
+
+
+def test_every_yolov8_recipe_is_built_by_the_real_builder(
+    pytester: pytest.Pytester, shared_cache: Path
+) -> None:
+    """YOLOv8n-seg (the op set of every YOLOv8 detector and segmenter) with a dynamic H/W profile: fp32,
+    the fp16 graph and the int8 Q/DQ graph are accepted by the parser and built, with the plans' facts."""
+    pytester.makepyfile(
+        test_y="""
+import pytest
+
+@pytest.mark.trt_matrix(models=["yolov8n_seg"], hws=[320], batches=[1], dynamic_hw=True,
+                        backends=["tensorrt_rtx"], precisions=["fp32", "fp16", "int8"])
+def test_y(trt_run):
+    trt_run.run()
+"""
+    )
+    out = pytester.path / "y.json"
+    result = pytester.runpytest_inprocess(
+        *fast_args(shared_cache, "--trt-profile=dynamic", f"--trt-json={out}")
+    )
+    result.assert_outcomes(skipped=3)
+    cases = {c["extra_info"]["precision"]: c for c in load_json(out)["cases"]}
+    assert {c["status"] for c in cases.values()} == {"built"}
+    plans = {p: c["extra_info"]["engine"]["plan_bytes"] for p, c in cases.items()}
+    assert plans["fp16"] < plans["fp32"]  # half the weight bytes
+    assert cases["int8"]["extra_info"]["recipe"]["graph"] == "qdq-int8"

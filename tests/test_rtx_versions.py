@@ -17,7 +17,9 @@ from pytest_trt.gate.runs import load_run
 DATA = Path(__file__).parent / "data" / "rtx-versions"
 RUNS = [DATA / "rtx-1.6.1.120.json", DATA / "rtx-1.7.1.116.json"]
 FP32 = "benchmarks/test_build.py::test_build_smoke[tinycnn-tensorrt_rtx-fp32-static-b1-opt0]"
-INT8 = "benchmarks/test_classification.py::test_classification_smoke[tinycnn-tensorrt_rtx-int8-dynamic-b1-opt3]"
+INT8 = (
+    "benchmarks/test_classification.py::test_classification_smoke[tinycnn-tensorrt_rtx-int8-dynamic-b1-opt3]"
+)
 DETECTOR = "benchmarks/test_detection.py::test_detection_smoke[yolov8_shapes_seg-tensorrt_rtx-fp32-dynamic-b1-opt3-96px]"
 
 
@@ -28,7 +30,12 @@ def table() -> dict[str, object]:
 
 def test_one_column_per_builder_version_in_release_order(table: dict[str, object]) -> None:
     assert table["columns"] == ["1.6.1.120", "1.7.1.116"]
-    assert side_by_side.column_order(["1.10.0", "1.9.2", "abc", "1.7.1.116"]) == ["1.7.1.116", "1.9.2", "1.10.0", "abc"]
+    assert side_by_side.column_order(["1.10.0", "1.9.2", "abc", "1.7.1.116"]) == [
+        "1.7.1.116",
+        "1.9.2",
+        "1.10.0",
+        "abc",
+    ]
 
 
 def test_a_built_case_shows_its_plan_and_the_change_from_the_version_before(table: dict[str, object]) -> None:
@@ -68,7 +75,16 @@ def test_compare_by_reads_trt_json_files_and_writes_markdown_and_json(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     md, js = tmp_path / "t.md", tmp_path / "t.json"
-    argv = ["compare", "--by", "tensorrt_rtx_version", *map(str, RUNS), "--markdown", str(md), "--json", str(js)]
+    argv = [
+        "compare",
+        "--by",
+        "tensorrt_rtx_version",
+        *map(str, RUNS),
+        "--markdown",
+        str(md),
+        "--json",
+        str(js),
+    ]
     assert main(argv) == 0
     assert "builds by tensorrt_rtx_version" in capsys.readouterr().out
     assert "| `" + INT8 + "` | build_failed [1] |" in md.read_text()

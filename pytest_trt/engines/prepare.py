@@ -54,9 +54,12 @@ class PreparedGraph:
 
 
 def prepare_graph(ctx: BuildContext, recipe: Recipe, calibrate: bool | None = None) -> PreparedGraph:
-    """The recipe's graph for ``ctx``; ``calibrate`` overrides whether calibration samples are drawn
-    (an implicitly calibrated TensorRT engine needs them without a Q/DQ graph)."""
-    need = recipe.graph == "qdq-int8" if calibrate is None else calibrate
+    """The recipe's graph for ``ctx``; ``calibrate`` asks for calibration samples where the graph itself
+    needs none (an implicitly calibrated TensorRT engine needs them without a Q/DQ graph)."""
+    # int8 calibrates on the samples; ModelOpt's AutoCast runs them as its reference inputs (held batch
+    # first, as the graph takes them only when it is batch first)
+    autocast = recipe.tool == "modelopt.autocast" and ctx.model_spec.batch_first
+    need = recipe.graph == "qdq-int8" or autocast or bool(calibrate)
     calib = ctx.calibration() if need else None
     t0 = time.perf_counter()
     ranked = None

@@ -195,14 +195,34 @@ def _fp16_onnxconverter(src: Path, dst: Path) -> None:
     onnx.save_model(m16, str(dst))
 
 
-def _autocast(src: Path, dst: Path, low: str) -> None:
+# AutoCast's reference run: a few real inputs are enough to see the activation ranges
+AUTOCAST_SAMPLES = 4
+
+
+def _fixed_batch(src: Path) -> int | None:
+    """The first input's batch where the graph fixes it (a static export), else None."""
+    m = onnx.load(str(src), load_external_data=False)
+    dims = m.graph.input[0].type.tensor_type.shape.dim
+    return int(dims[0].dim_value) if dims and dims[0].dim_value > 0 else None
+
+
+def _autocast(src: Path, dst: Path, low: str, input_names: tuple[str, ...], calib: Samples | None) -> None:
+    # Real inputs, not AutoCast's random ones: a graph with dynamic H/W would otherwise be fed every
+    # open axis at 1 (YOLOv8's concatenations of upsampled features then fail).
+    if calib is not None:  # a graph exported for a static batch takes exactly that many
+        batch = _fixed_batch(src)
+        calib = calib.with_arrays(
+            calib.cycled(batch) if batch else tuple(a[:AUTOCAST_SAMPLES] for a in calib.arrays)
+        )
     _modelopt_subprocess(
         "from modelopt.onnx.autocast import convert_to_mixed_precision\n"
         "onnx.save_model(convert_to_mixed_precision(onnx_path=a.src, low_precision_type=a.arg, "
-        "keep_io_types=True), a.dst)",
+        "keep_io_types=True, calibration_data=a.calib or None), a.dst)",
         src,
         dst,
         low,
+        input_names,
+        calib,
     )
 
 
@@ -234,7 +254,7 @@ def _modelopt_subprocess(
             arrays: dict[str, Any] = dict(zip(input_names, calib.arrays, strict=True))
             np.savez(data, **arrays)
         cmd = [sys.executable, "-c", _MODELOPT_MAIN.format(body=body), "--src", str(private), "--dst", str(dst),
-               "--arg", arg, "--calib", str(data)]  # fmt: skip
+               "--arg", arg, "--calib", str(data) if calib is not None else ""]  # fmt: skip
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=False)
         if p.returncode != 0 or not dst.exists():
             raise RecipeUnavailable(f"NVIDIA ModelOpt failed on {src.name}: {(p.stderr or p.stdout)[-1500:]}")
@@ -285,9 +305,9 @@ def apply_graph_recipe(
     if recipe.graph == "as-exported":
         return base
     key: dict[str, Any] = {"base_onnx": base.sha256, "recipe": recipe.as_dict(), "revision": RECIPE_REVISION}
-    if recipe.graph == "qdq-int8":
-        if calib is None:
-            raise RecipeUnavailable("int8 needs calibration samples")
+    if recipe.graph == "qdq-int8" and calib is None:
+        raise RecipeUnavailable("int8 needs calibration samples")
+    if calib is not None:  # int8's calibration, or AutoCast's reference inputs
         key["calibration"] = {"digest": calib.digest(), "n": len(calib), "source": calib.source}
     key["tool_versions"] = _tool_versions(recipe.tool)
 
@@ -297,7 +317,7 @@ def apply_graph_recipe(
             if recipe.graph == "fp16-converted" and recipe.tool == "onnxconverter-common":
                 _fp16_onnxconverter(base.path, out)
             elif recipe.graph in ("fp16-converted", "bf16-converted"):
-                _autocast(base.path, out, recipe.precision)
+                _autocast(base.path, out, recipe.precision, _names(base), calib)
             elif recipe.tool == "modelopt.quantize":
                 assert calib is not None
                 _qdq_modelopt(

@@ -91,7 +91,7 @@ class TensorRTBackend(Backend):
         trt = versions.trt
         recipe = self.recipe(ctx.spec)
         gpu = GpuIdentity.of(ctx.device)
-        prepared = prepare_graph(ctx, recipe, calibrate=recipe.graph == "qdq-int8" or bool(recipe.calibrator))
+        prepared = prepare_graph(ctx, recipe, calibrate=bool(recipe.calibrator))
         recipe = prepared.recipe  # as made (--trt-int8-exclude auto resolved)
         model, calib, recipe_seconds = prepared.graph, prepared.calibration, prepared.seconds
         key = self.plan_key(ctx, recipe, model.sha256, gpu)
