@@ -313,3 +313,15 @@ def test_the_users_coco_labels_give_the_map(
         rec["detection"]["map50"] is not None
         and rec["detection"]["baseline_map50"] == rec["detection"]["map50"]
     )
+
+
+def test_the_trained_detector_finds_the_shapes() -> None:
+    """The package's detector, trained at first use (or read from the cache), on images it never saw."""
+    from pytest_trt.models import detector_training
+
+    model = YOLOv8("shapes", 3, "segment")
+    model.load_state_dict(detector_training.trained_state())
+    x, labels = shapes_data.make(32, 96, seed=77)
+    got = detection.model_map(model.eval(), x, labels)
+    assert got["bbox_map50"] is not None and got["bbox_map50"] > 0.4
+    assert got["segm_map50"] is not None and got["segm_map50"] > 0.4

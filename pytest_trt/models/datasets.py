@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pytest_trt.models.photographs import PHOTOS, photo_images
 from pytest_trt.models.shapes_data import Annotations
 from pytest_trt.models.signature import InputSpec, Shape
 
@@ -152,47 +153,6 @@ def load_image_folder(root: Path | str, size: int, limit: int, offset: int = 0) 
 
 # scikit-image's sample photographs that ship inside the package (no download): real scenes for
 # ImageNet classifiers, whose fp32 predictions serve as reference labels.
-PHOTOS = (
-    "chelsea",
-    "coffee",
-    "astronaut",
-    "rocket",
-    "camera",
-    "coins",
-    "clock",
-    "hubble_deep_field",
-    "immunohistochemistry",
-    "retina",
-    "brick",
-    "grass",
-    "gravel",
-    "moon",
-    "page",
-    "text",
-    "colorwheel",
-    "logo",
-)
-
-
-def _photo_images() -> list[tuple[str, np.ndarray]]:
-    import skimage.data
-
-    out = []
-    for name in PHOTOS:
-        try:
-            im = np.asarray(getattr(skimage.data, name)())
-        except Exception:  # a sample missing from this scikit-image is simply not used
-            continue
-        if im.dtype == bool:
-            im = im.astype(np.uint8) * 255
-        if im.ndim == 2:
-            im = np.stack([im] * 3, axis=-1)
-        out.append((name, np.ascontiguousarray(im[..., :3].astype(np.uint8))))
-    if not out:
-        raise DatasetError("scikit-image's sample photographs are missing: pip install scikit-image")
-    return out
-
-
 def photos(shape: tuple[int, ...], n: int, seed: int, views: str = "eval") -> Samples:
     """Real photographs with ImageNet preprocessing, ``n`` views of scikit-image's sample images.
 
@@ -207,7 +167,7 @@ def photos(shape: tuple[int, ...], n: int, seed: int, views: str = "eval") -> Sa
     norm = transforms.Compose([transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
     centre = transforms.Compose([transforms.Resize(round(size * 256 / 224)), transforms.CenterCrop(size)])
     rng = np.random.default_rng(seed)
-    images = _photo_images()
+    images = photo_images()
     xs = []
     for k in range(n):
         _, im = images[k % len(images)]

@@ -169,26 +169,8 @@ def trained_state(progress: Callable[[str], None] | None = None) -> dict[str, to
     return state
 
 
-def evaluate(model: YOLOv8, n: int = 64, seed: int = 99) -> dict[str, float | None]:
-    """mAP of a model on fresh shapes (for the training's own check and the docs)."""
-    from pytest_trt.quality import detection
-
-    x, ann = shapes_data.make(n, int(RECIPE["size"]), seed)
-    with torch.no_grad():
-        out = model(torch.from_numpy(x))
-    outs = [o.numpy() for o in out] if isinstance(out, tuple) else [out.numpy()]
-    dets = detection.detect_all(outs, len(shapes_data.CLASSES), ann.hw)
-    res: dict[str, float | None] = {}
-    for kind in ("bbox", "segm"):
-        got = detection.coco_map(ann.images, dets, ann.hw, len(shapes_data.CLASSES), kind)
-        res[f"{kind}_map50"], res[f"{kind}_map50_95"] = got if got else (None, None)
-    return res
+__all__ = ["RECIPE", "train", "trained_state"]
 
 
-__all__ = ["RECIPE", "evaluate", "train", "trained_state"]
-
-
-if __name__ == "__main__":  # python -m pytest_trt.models.detector_training: train and report
-    m = YOLOv8("shapes", len(shapes_data.CLASSES), "segment")
-    print(train(m, progress=print))
-    print(evaluate(m))
+if __name__ == "__main__":  # python -m pytest_trt.models.detector_training: train (into the cache)
+    trained_state(progress=print)

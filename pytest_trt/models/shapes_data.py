@@ -72,9 +72,9 @@ def _shape_mask(kind: int, cx: float, cy: float, r: float, angle: float, size: i
 
 
 def _backgrounds(size: int) -> list[np.ndarray]:
-    from pytest_trt.models.datasets import _photo_images
+    from pytest_trt.models.photographs import photo_images
 
-    return [im for _, im in _photo_images()]
+    return [im for _, im in photo_images()]
 
 
 def _background(photos: list[np.ndarray], rng: np.random.Generator, size: int) -> np.ndarray:

@@ -300,6 +300,22 @@ def quality(
     return q
 
 
+def model_map(model: Any, images: np.ndarray, labels: Annotations) -> dict[str, float | None]:
+    """Box and mask mAP of a torch detector on labelled images (the trained detector's own check)."""
+    import torch
+
+    with torch.no_grad():
+        out = model(torch.from_numpy(images))
+    outs = [o.numpy() for o in out] if isinstance(out, tuple) else [out.numpy()]
+    nc = len(labels.classes)
+    dets = detect_all(outs, nc, labels.hw)
+    res: dict[str, float | None] = {}
+    for kind in ("bbox", "segm"):
+        got = coco_map(labels.images, dets, labels.hw, nc, kind)
+        res[f"{kind}_map50"], res[f"{kind}_map50_95"] = got if got else (None, None)
+    return res
+
+
 __all__ = [
     "AGREEMENT_SCORE",
     "METRICS",
@@ -307,6 +323,7 @@ __all__ = [
     "coco_map",
     "confident",
     "detect_all",
+    "model_map",
     "postprocess",
     "quality",
 ]
