@@ -155,12 +155,16 @@ def _rows(cells: Mapping[str, Mapping[str, list[BuildCell]]], columns: Sequence[
 
 def side_by_side(paths: Sequence[Path], by: str, metric: str = "median") -> dict[str, Any]:
     """Latency (``metric``, ms) and builds of every file, one column per value of ``by``."""
+    return side_by_side_runs([load_run(p) for p in paths], by, metric)
+
+
+def side_by_side_runs(runs: Sequence[Mapping[str, Any]], by: str, metric: str = "median") -> dict[str, Any]:
+    """:func:`side_by_side` of runs already read (``load_run``)."""
     lat: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     thr: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     builds: dict[str, dict[str, list[BuildCell]]] = defaultdict(lambda: defaultdict(list))
     recipes: dict[str, set[str]] = defaultdict(set)
-    for p in paths:
-        data = load_run(p)
+    for data in runs:
         for b in data["benchmarks"]:
             ex = b.get("extra_info") or {}
             col, key = group_value(data, ex, by), b.get("fullname") or b["name"]
@@ -219,4 +223,5 @@ __all__ = [
     "column_order",
     "group_value",
     "side_by_side",
+    "side_by_side_runs",
 ]

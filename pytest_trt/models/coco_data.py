@@ -113,13 +113,7 @@ def load(
                 if a.get("segmentation")
                 else np.zeros((size, size), bool)
             )
-        objs.append(
-            Objects(
-                np.asarray(boxes, np.float32).reshape(-1, 4),
-                np.asarray(classes, np.int64),
-                np.asarray(masks, bool).reshape(-1, size, size),
-            )
-        )
+        objs.append(Objects.from_lists(boxes, classes, masks, (size, size)))
     source = f"coco:{ann_path.name}[{offset}:{offset + len(ids)}]"
     names = tuple(str(coco.loadCats(c)[0].get("name", c)) for c in cats)
     ann = Annotations(tuple(objs), (size, size), names, source) if labelled else None

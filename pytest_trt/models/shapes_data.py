@@ -31,6 +31,17 @@ class Objects:
         return int(self.boxes.shape[0])
 
     @staticmethod
+    def from_lists(
+        boxes: list[list[float]], classes: list[int], masks: list[np.ndarray], hw: tuple[int, int]
+    ) -> Objects:
+        """Labels from per-object lists (boxes as x1, y1, x2, y2), empty lists giving empty arrays."""
+        return Objects(
+            np.asarray(boxes, np.float32).reshape(-1, 4),
+            np.asarray(classes, np.int64),
+            np.asarray(masks, bool).reshape(-1, *hw),
+        )
+
+    @staticmethod
     def empty(hw: tuple[int, int], with_masks: bool = True) -> Objects:
         return Objects(
             np.zeros((0, 4), np.float32),
@@ -124,13 +135,7 @@ def make(n: int, size: int, seed: int, most: int = 4) -> tuple[np.ndarray, Annot
             keep_cls.append(k)
             keep_masks.append(m)
         images.append(img.transpose(2, 0, 1))
-        labels.append(
-            Objects(
-                np.asarray(keep_boxes, np.float32).reshape(-1, 4),
-                np.asarray(keep_cls, np.int64),
-                np.asarray(keep_masks, bool).reshape(-1, size, size),
-            )
-        )
+        labels.append(Objects.from_lists(keep_boxes, keep_cls, keep_masks, (size, size)))
     source = f"shapes-on-photos(seed={seed},n={n},size={size})"
     return np.stack(images).astype(np.float32), Annotations(tuple(labels), (size, size), CLASSES, source)
 

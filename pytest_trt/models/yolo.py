@@ -126,6 +126,15 @@ def anchor_points(feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor
     return torch.cat(points), torch.cat(strides)
 
 
+def box_region(boxes: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+    """Which pixel centres of an ``hw`` grid lie inside each box ``[K, 4]`` (x1, y1, x2, y2 in that
+    grid's pixels): ``[K, H, W]`` bool, to cut masks to their boxes."""
+    ys = torch.arange(hw[0], device=boxes.device, dtype=boxes.dtype)[None, :, None] + 0.5
+    xs = torch.arange(hw[1], device=boxes.device, dtype=boxes.dtype)[None, None, :] + 0.5
+    x1, y1, x2, y2 = (boxes[:, i, None, None] for i in range(4))
+    return (xs >= x1) & (xs < x2) & (ys >= y1) & (ys < y2)
+
+
 class Detect(nn.Module):
     def __init__(self, nc: int, ch: tuple[int, ...]) -> None:
         super().__init__()
@@ -315,4 +324,4 @@ class YOLOv8Classifier(nn.Module):
         return x
 
 
-__all__ = ["SCALES", "STRIDES", "YOLOv8", "YOLOv8Classifier", "anchor_points"]
+__all__ = ["SCALES", "STRIDES", "YOLOv8", "YOLOv8Classifier", "anchor_points", "box_region"]

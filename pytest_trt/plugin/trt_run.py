@@ -156,7 +156,7 @@ class TrtRun:
             kept[key] = detection.detect_all(base, nc, hw, device=device)
         section = detection.quality(base, out, nc, hw, samples.annotations, device, kept[key])
         self.record["extra_info"]["postprocess_ms"] = detection.time_postprocess(
-            out, nc, hw, self.case.batch, self.settings.device.torch
+            out, nc, hw, self.case.batch, device
         )
         return section
 

@@ -35,17 +35,14 @@ MASK_EVAL_MAX = 160
 #: fp32 detections at or above this score are the agreement metrics' labels (a deployment's threshold)
 AGREEMENT_SCORE = 0.25
 
-METRICS = (
-    "map50",
-    "map50_95",
-    "mask_map50",
-    "mask_map50_95",
-    "agreement_map50",
-    "agreement_map50_95",
-    "agreement_mask_map50",
-    "agreement_mask_map50_95",
-    "detections_per_image",
+#: the mAP figures of a result (``_maps`` names them: prefix, then ``mask_`` for masks)
+MAP_METRICS = tuple(
+    f"{prefix}{kind}{m}"
+    for prefix in ("", "agreement_")
+    for kind in ("", "mask_")
+    for m in ("map50", "map50_95")
 )
+METRICS = (*MAP_METRICS, "detections_per_image")
 
 
 @dataclass(frozen=True)
@@ -64,18 +61,13 @@ class HeadLayout:
         return HeadLayout(nc, masks)
 
 
-def _xyxy(b: Any) -> Any:
-    import torch
-
-    cx, cy, w, h = b.unbind(-1)
-    return torch.stack((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), -1)
-
-
 def _masks(coef: Any, proto: Any, boxes: Any, hw: tuple[int, int], mask_hw: tuple[int, int]) -> Any:
     """Each detection's mask at ``mask_hw``: coefficients x prototypes, resized, cut to its box (given
     in input pixels, ``hw``)."""
     import torch
     import torch.nn.functional as F
+
+    from pytest_trt.models.yolo import box_region
 
     c, ph, pw = proto.shape
     if not len(coef):  # nothing detected: interpolating an empty stack fails on CUDA
@@ -84,12 +76,7 @@ def _masks(coef: Any, proto: Any, boxes: Any, hw: tuple[int, int], mask_hw: tupl
     if (ph, pw) != mask_hw:
         m = F.interpolate(m[None], size=mask_hw, mode="bilinear", align_corners=False)[0]
     scale = torch.tensor([mask_hw[1] / hw[1], mask_hw[0] / hw[0]] * 2, device=boxes.device, dtype=boxes.dtype)
-    b = boxes * scale
-    ys = torch.arange(mask_hw[0], device=m.device, dtype=b.dtype)[None, :, None] + 0.5
-    xs = torch.arange(mask_hw[1], device=m.device, dtype=b.dtype)[None, None, :] + 0.5
-    x1, y1, x2, y2 = (b[:, i, None, None] for i in range(4))
-    inside = (xs >= x1) & (xs < x2) & (ys >= y1) & (ys < y2)
-    return (m > 0) & inside  # logit > 0 is probability > 0.5
+    return (m > 0) & box_region(boxes * scale, mask_hw)  # logit > 0 is probability > 0.5
 
 
 def mask_resolution(hw: tuple[int, int], proto_hw: tuple[int, int]) -> tuple[int, int]:
@@ -109,7 +96,7 @@ def postprocess(
 ) -> list[Objects]:
     """Detections of every image of a batch (numpy or torch outputs; torch runs where they live)."""
     import torch
-    from torchvision.ops import batched_nms
+    from torchvision.ops import batched_nms, box_convert
 
     head = torch.as_tensor(outputs[0]).float()
     proto = torch.as_tensor(outputs[1]).float() if len(outputs) > 1 else None
@@ -120,7 +107,7 @@ def postprocess(
         conf, cls = p[:, 4 : 4 + nc].max(1)
         keep = conf > score
         p, conf, cls = p[keep], conf[keep], cls[keep]
-        boxes = _xyxy(p[:, :4])
+        boxes = box_convert(p[:, :4], "cxcywh", "xyxy")
         order = batched_nms(boxes, conf, cls, iou)[:max_det]
         boxes, conf, cls = boxes[order], conf[order], cls[order]
         masks = None
@@ -172,8 +159,10 @@ def _rle(mask: np.ndarray) -> dict[str, Any]:
 
 def _resized(masks: np.ndarray, mhw: tuple[int, int]) -> np.ndarray:
     """Masks ``[K, H, W]`` at ``mhw``: a pixel is set where more than half of what it covers was."""
-    if masks.shape[1:] == mhw or not len(masks):
-        return masks.reshape(-1, *mhw) if not len(masks) else masks
+    if not len(masks):
+        return masks.reshape(0, *mhw)
+    if masks.shape[1:] == mhw:
+        return masks
     import torch
     import torch.nn.functional as F
 
@@ -192,36 +181,32 @@ def coco_documents(
             Objects(t.boxes, t.classes, None if t.masks is None else _resized(t.masks, mhw)) for t in truth
         ]
     images = [{"id": i + 1, "height": mhw[0], "width": mhw[1]} for i in range(len(truth))]
-    anns: list[dict[str, Any]] = []
-    for i, t in enumerate(truth):
-        for k in range(len(t)):
-            x1, y1, x2, y2 = (float(v) for v in t.boxes[k])
-            ann = {
-                "id": len(anns) + 1,
-                "image_id": i + 1,
-                "category_id": int(t.classes[k]) + 1,
-                "bbox": [x1, y1, x2 - x1, y2 - y1],
-                "area": float(t.masks[k].sum()) if t.masks is not None else (x2 - x1) * (y2 - y1),
-                "iscrowd": 0,
-            }
-            if segm and t.masks is not None:
-                ann["segmentation"] = _rle(t.masks[k])
-            anns.append(ann)
+    anns = [
+        {**e, "id": n + 1, "area": area, "iscrowd": 0} for n, (e, _, area) in enumerate(_entries(truth, segm))
+    ]
     gt = {"images": images, "annotations": anns, "categories": [{"id": c + 1} for c in range(nc)]}
-    res: list[dict[str, Any]] = []
-    for i, d in enumerate(found):
-        for k in range(len(d)):
-            x1, y1, x2, y2 = (float(v) for v in d.boxes[k])
-            r: dict[str, Any] = {
-                "image_id": i + 1,
-                "category_id": int(d.classes[k]) + 1,
-                "bbox": [x1, y1, x2 - x1, y2 - y1],
-                "score": float(d.scores[k]) if d.scores is not None else 1.0,
-            }
-            if segm and d.masks is not None:
-                r["segmentation"] = _rle(d.masks[k])
-            res.append(r)
+    res = [{**e, "score": score} for e, score, _ in _entries(found, segm)]
     return gt, res
+
+
+def _entries(images: Sequence[Objects], segm: bool) -> list[tuple[dict[str, Any], float, float]]:
+    """Every object of every image as a COCO entry (image, category, box as x, y, w, h, and its mask's
+    RLE when ``segm``), with its score (1 for labels) and its mask's (else its box's) area."""
+    out: list[tuple[dict[str, Any], float, float]] = []
+    for i, o in enumerate(images):
+        for k in range(len(o)):
+            x1, y1, x2, y2 = (float(v) for v in o.boxes[k])
+            e: dict[str, Any] = {
+                "image_id": i + 1,
+                "category_id": int(o.classes[k]) + 1,
+                "bbox": [x1, y1, x2 - x1, y2 - y1],
+            }
+            if segm and o.masks is not None:
+                e["segmentation"] = _rle(o.masks[k])
+            score = float(o.scores[k]) if o.scores is not None else 1.0
+            area = float(o.masks[k].sum()) if o.masks is not None else (x2 - x1) * (y2 - y1)
+            out.append((e, score, area))
+    return out
 
 
 def coco_map(
@@ -309,24 +294,7 @@ def model_map(model: Any, images: np.ndarray, labels: Annotations) -> dict[str, 
     outs = [o.numpy() for o in out] if isinstance(out, tuple) else [out.numpy()]
     nc = len(labels.classes)
     dets = detect_all(outs, nc, labels.hw)
-    res: dict[str, float | None] = {}
-    for kind in ("bbox", "segm"):
-        got = coco_map(labels.images, dets, labels.hw, nc, kind)
-        res[f"{kind}_map50"], res[f"{kind}_map50_95"] = got if got else (None, None)
-    return res
-
-
-__all__ = [
-    "AGREEMENT_SCORE",
-    "METRICS",
-    "coco_documents",
-    "coco_map",
-    "confident",
-    "detect_all",
-    "model_map",
-    "postprocess",
-    "quality",
-]
+    return _maps("", labels.images, dets, labels.hw, nc, segm=len(outs) > 1)
 
 
 def time_postprocess(
@@ -355,3 +323,18 @@ def time_postprocess(
             times.append((time.perf_counter() - t0) * 1e3)
         out[name] = float(np.median(times[1:]))
     return out
+
+
+__all__ = [
+    "AGREEMENT_SCORE",
+    "MAP_METRICS",
+    "METRICS",
+    "coco_documents",
+    "coco_map",
+    "confident",
+    "detect_all",
+    "model_map",
+    "postprocess",
+    "quality",
+    "time_postprocess",
+]

@@ -54,14 +54,14 @@ def _rows(loaded: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[
 BUILDER_KEYS = ("trt_version", "tensorrt_rtx_version")
 
 
-def _builds_by_version(paths: Sequence[Path], loaded: Sequence[dict[str, Any]]) -> list[str]:
+def _builds_by_version(loaded: Sequence[dict[str, Any]]) -> list[str]:
     """Runs of more than one builder version: what each version did with each case (Markdown lines)."""
     from pytest_trt.gate import render, side_by_side
 
     for key in BUILDER_KEYS:
         seen = {(d.get("machine_info", {}).get("pytest_trt") or {}).get(key) for d in loaded}
         if len(seen - {None}) > 1:
-            table = side_by_side.side_by_side(paths, key)
+            table = side_by_side.side_by_side_runs(loaded, key)
             return [f"## Builds by {key}", "", render.render_side_by_side(table, markdown=True)]
     return []
 
@@ -113,7 +113,7 @@ def write_report(paths: Sequence[Path], out: Path, window: int = 10) -> dict[str
     for title, t in sections:
         if t:
             md += [f"## {title}", "", *markdown(t), ""]
-    builders = _builds_by_version(paths, loaded)
+    builders = _builds_by_version(loaded)
     md += builders
     (out / "report.md").write_text("\n".join(md) + "\n")
     imgs = "".join(

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_trt.gate import history
+from pytest_trt.report.tables import memory_mb
 
 FIGURES = (
     "throughput_vs_batch",
@@ -26,12 +27,8 @@ def series_label(r: dict[str, Any], *keys: str) -> str:
 
 
 def _mem_mb(r: dict[str, Any]) -> float | None:
-    m = r.get("memory") or {}
-    for k in ("device_memory_used_mb", "host_rss_mb"):
-        v = m.get(k)
-        if isinstance(v, dict) and v.get("max") is not None:
-            return float(v["max"])
-    return None
+    peak = memory_mb(r).get("max")
+    return float(peak) if peak is not None else None
 
 
 def make_figures(rows: list[dict[str, Any]], out: Path) -> dict[str, Path]:

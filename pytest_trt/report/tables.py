@@ -217,16 +217,15 @@ def html_table(table: list[list[str]]) -> str:
     )
 
 
-def _mem(r: dict[str, Any]) -> tuple[Any, Any]:
-    """Mean and max device memory in use during timing (host RSS where there is no GPU), MB."""
+def memory_mb(r: dict[str, Any]) -> dict[str, Any]:
+    """Memory in use during timing, MB (``mean``, ``max``): the device's, else the host's RSS where
+    there is no GPU; empty when neither was sampled."""
     mem = r.get("memory") or {}
     for key in ("device_memory_used_mb", "host_rss_mb"):
         v = mem.get(key)
-        if isinstance(v, dict):
-            return v.get("mean"), v.get("max")
-        if isinstance(v, (int, float)):
-            return None, v
-    return None, None
+        if isinstance(v, dict) and v.get("max") is not None:
+            return v
+    return {}
 
 
 def detection_table(rows: list[dict[str, Any]]) -> list[list[str]]:
@@ -254,7 +253,7 @@ def detection_table(rows: list[dict[str, Any]]) -> list[list[str]]:
     out = [head]
     for r in sorted(det, key=lambda r: str(r.get("_name"))):
         q, eng, post = r["quality"]["detection"], r.get("engine") or {}, r.get("postprocess_ms") or {}
-        mean, peak = _mem(r)
+        mem = memory_mb(r)
         plan = eng.get("plan_bytes")
         out.append(
             [
@@ -268,7 +267,7 @@ def detection_table(rows: list[dict[str, Any]]) -> list[list[str]]:
                 _f(q.get("mask_map50")),
                 _f(q.get("mask_map50_95")),
                 _f(q.get("agreement_mask_map50_95", q.get("agreement_map50_95"))),
-                f"{_f(mean, '.0f')}/{_f(peak, '.0f')}",
+                f"{_f(mem.get('mean'), '.0f')}/{_f(mem.get('max'), '.0f')}",
                 _f(r.get("throughput_samples_per_s"), ".1f"),
                 f"{_f(post.get('host'), '.2f')}/{_f(post.get('device'), '.2f')}",
             ]
