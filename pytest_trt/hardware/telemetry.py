@@ -1,9 +1,11 @@
 """Environment capture and live telemetry: NVML (never a CUDA context), host RSS, Jetson tegrastats.
 
 ``machine_info()`` describes GPUs, driver and library versions for pytest-benchmark's machine_info.
-:class:`Sampler` runs a background thread (1 ms target period) over each benchmark and reports
+:class:`Sampler` runs a background thread (1 ms target period) over each benchmark on a GPU and reports
 device memory used (mean/max), SM/memory clocks, throttle reasons, power, and energy from NVML's
-total-energy counter; on CPU-only machines it samples the process RSS instead.
+total-energy counter.  On the host it runs no thread: a thread waking every millisecond took a core
+from the engine's own threads on a 2-core machine (onnxruntime ResNet18 8-11 % slower, docs/measurements.md),
+so the process RSS is read at the start and the end, and its peak from the kernel's high-water mark.
 """
 
 from __future__ import annotations
@@ -192,6 +194,38 @@ def rss_bytes() -> int | None:
         return None
 
 
+def cpu_steal_s() -> float | None:
+    """Seconds of CPU time the hypervisor has taken from this machine's CPUs since boot (``/proc/stat``)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def reset_peak_rss() -> bool:
+    """Restart the kernel's peak-RSS count (VmHWM) at the current RSS; False where Linux does not allow it."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_bytes() -> int | None:
+    """The process's peak RSS since it started or since :func:`reset_peak_rss` (Linux ``VmHWM``)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 @dataclass
 class Sampler:
     """Background sampling over one benchmark; ``summary()`` after ``stop()``."""
@@ -206,6 +240,9 @@ class Sampler:
     throttle_mask: int = 0
     energy_mj: tuple[int | None, int | None] = (None, None)
     t: tuple[float, float] = (0.0, 0.0)
+    peak_since_start: bool = False  # the host peak is this benchmark's, not the process's lifetime one
+    rss_peak_mb: float | None = None
+    steal_s: tuple[float | None, float | None] = (None, None)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _handle: Any = None
@@ -219,9 +256,19 @@ class Sampler:
         if self._handle is not None:
             self.energy_mj = (_try(nv.nvmlDeviceGetTotalEnergyConsumption, self._handle), None)
         self.t = (time.perf_counter(), 0.0)
+        self.steal_s = (cpu_steal_s(), None)
+        if self.device_index is None:
+            self.peak_since_start = reset_peak_rss()
+            self._host_rss()
+            return self
         self._thread = threading.Thread(target=self._run, name="pytest-trt-sampler", daemon=True)
         self._thread.start()
         return self
+
+    def _host_rss(self) -> None:
+        rss = rss_bytes()
+        if rss is not None:
+            self.rss_mb.append(rss / 2**20)
 
     def _run(self) -> None:
         nv = nvml()
@@ -247,9 +294,7 @@ class Sampler:
                     if r is None:
                         r = _try(nv.nvmlDeviceGetCurrentClocksThrottleReasons, h)
                     self.throttle_mask |= int(r or 0)
-            rss = rss_bytes()
-            if rss is not None:
-                self.rss_mb.append(rss / 2**20)
+            self._host_rss()
             k += 1
             self._stop.wait(self.period_s)
 
@@ -257,7 +302,13 @@ class Sampler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        elif self.device_index is None:
+            self._host_rss()
+            peak = peak_rss_bytes()
+            if peak is not None and self.peak_since_start:
+                self.rss_peak_mb = peak / 2**20  # the high-water mark between the two readings
         self.t = (self.t[0], time.perf_counter())
+        self.steal_s = (self.steal_s[0], cpu_steal_s())
         if self._handle is not None:
             nv = nvml()
             self.energy_mj = (self.energy_mj[0], _try(nv.nvmlDeviceGetTotalEnergyConsumption, self._handle))
@@ -269,6 +320,14 @@ class Sampler:
             return None
         lo, hi = min(self.sm_mhz), max(self.sm_mhz)
         return hi > 0 and (hi - lo) / hi > 0.05
+
+    def steal_pct(self) -> float | None:
+        """Share of the machine's CPU time the hypervisor took while sampling, in percent."""
+        a, b = self.steal_s
+        dur = self.t[1] - self.t[0]
+        if a is None or b is None or dur <= 0:
+            return None
+        return round(100 * (b - a) / (dur * (os.cpu_count() or 1)), 2)
 
     def energy_j(self) -> float | None:
         a, b = self.energy_mj
@@ -283,16 +342,21 @@ class Sampler:
         def mm(xs: list[float] | list[int]) -> dict[str, float] | None:
             return {"mean": sum(xs) / len(xs), "max": max(xs), "min": min(xs)} if xs else None
 
+        threaded = self._thread is not None
+        rss = mm(self.rss_mb)
+        if rss is not None and self.rss_peak_mb is not None:
+            rss["max"] = max(rss["max"], self.rss_peak_mb)
         out: dict[str, Any] = {
             "samples": n,
-            "period_ms": round(dur / n * 1e3, 3) if n else None,
+            "period_ms": round(dur / n * 1e3, 3) if n and threaded else None,
             "device_memory_used_mb": mm(self.mem_mb),
-            "host_rss_mb": mm(self.rss_mb),
+            "host_rss_mb": rss,
             "sm_clock_mhz": mm(self.sm_mhz),
             "mem_clock_mhz": mm(self.mem_mhz),
             "power_w": mm(self.power_w),
             "clocks_changed": self.clocks_changed,
             "throttle_reasons": throttle_names(self.throttle_mask),
+            "cpu_steal_pct": self.steal_pct(),
         }
         e = self.energy_j()
         if e is not None:

@@ -23,6 +23,25 @@ ENQUEUE_BOUND = 0.8  # trtexec: median enqueue > 0.8 x median compute
 MIN_SAMPLES_FOR = {50: 1, 90: 20, 95: 40, 99: 100}  # fewer samples than this make a percentile unreliable
 
 
+SHIFT_PARTS = 4  # the series is cut into this many consecutive parts to see whether its level moved
+SHIFT_MIN_SAMPLES = 40  # fewer samples than this: parts too small to tell a shift from noise
+SHIFT_LIMIT = 0.10  # parts whose medians differ by more than this measured two different machines
+
+
+def level_shift(values: Sequence[float]) -> tuple[float, float] | None:
+    """(lowest, highest) median of the series' consecutive parts when they differ by more than
+    :data:`SHIFT_LIMIT`, else None.  On a shared 2-core VM the host slowed both CPUs 1.65x for ~11 s
+    while the guest saw them 100 % busy and no steal: the series then holds two levels, and its
+    median belongs to neither machine (docs/measurements.md)."""
+    n = len(values)
+    if n < SHIFT_MIN_SAMPLES:
+        return None
+    parts = np.array_split(np.asarray(values, dtype=float), SHIFT_PARTS)
+    meds = [float(np.median(p)) for p in parts]
+    lo, hi = min(meds), max(meds)
+    return (lo, hi) if lo > 0 and hi / lo - 1 > SHIFT_LIMIT else None
+
+
 def percentile(sorted_values: Sequence[float], q: float) -> float:
     """Linear-interpolated percentile (numpy's default definition)."""
     if len(sorted_values) == 0:
@@ -91,6 +110,9 @@ def throughput(latency: dict[str, Any], batch: int) -> dict[str, float]:
     }
 
 
+STEAL_NOTE_PCT = 1.0  # CPU time taken by the hypervisor worth a note: it stalls every engine thread
+
+
 def validity(
     model_s: Sequence[float],
     *,
@@ -104,6 +126,7 @@ def validity(
     throttle_reasons: Sequence[str] = (),
     io: str = "device",
     valid_ci: float = VALID_CI,
+    cpu_steal_pct: float | None = None,
 ) -> tuple[bool, list[str], list[str]]:
     """(valid, reasons, notes): is the median pinned down well enough to gate on?
 
@@ -122,8 +145,16 @@ def validity(
         shown = "unknown" if ci is None or not math.isfinite(ci) else f"+-{ci * 100:.2f}%"
         reasons.append(
             f"median not pinned down: 95% CI {shown} > +-{valid_ci * 100:g}% after {n} samples "
-            "(raise --trt-max-time, or quieten the machine)"
+            "(raise --trt-extra-time, or quieten the machine)"
         )
+    shift = level_shift(model_s)
+    if shift is not None:
+        reasons.append(
+            f"speed changed during timing: the series' {SHIFT_PARTS} parts have medians "
+            f"{shift[0] * 1e3:.3f}-{shift[1] * 1e3:.3f} ms (something else ran on the machine, or its host slowed it)"
+        )
+    if cpu_steal_pct is not None and cpu_steal_pct >= STEAL_NOTE_PCT:
+        notes.append(f"the hypervisor took {cpu_steal_pct:.1f}% of the CPUs' time while timing (steal)")
     if lat["cov"] > COV_NOTE:
         notes.append(f"wide spread: coefficient of variation {lat['cov'] * 100:.1f}% > {COV_NOTE * 100:.1f}%")
     missing = [f"p{q}" for q in (90, 95, 99) if lat.get(f"p{q}") is None]

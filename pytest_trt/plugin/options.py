@@ -304,6 +304,14 @@ OPTIONS: tuple[Opt, ...] = (
         default=machine(10.0, 5.0),
     ),
     Opt(
+        "extra-time",
+        "seconds the timed loop may go on past --trt-max-time while the median's CI is still wider than "
+        "--trt-valid-ci, so that a noisy engine ends valid instead of being cut short (default GPU 5, CPU 10)",
+        "float",
+        parse=P.number(float, 0),
+        default=machine(5.0, 10.0),
+    ),
+    Opt(
         "target-ci",
         "stop timing once the median's 95%% CI is within this fraction (default 0.005 = +-0.5%%); 0 = fixed rounds",
         "float",

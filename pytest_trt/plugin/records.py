@@ -92,6 +92,7 @@ def timing_section(
         throttle_reasons=tel.get("throttle_reasons") or (),
         io=info.io,
         valid_ci=valid_ci,
+        cpu_steal_pct=tel.get("cpu_steal_pct"),
     )
     mem = {
         "device_memory_used_mb": tel.get("device_memory_used_mb"),
@@ -100,6 +101,7 @@ def timing_section(
         "engine_device_memory_mb": info.device_memory_bytes / 2**20 if info.device_memory_bytes else None,
         "samples": tel.get("samples"),
         "period_ms": tel.get("period_ms"),
+        "cpu_steal_pct": tel.get("cpu_steal_pct"),
     }
     energy = {
         k: tel[k]
@@ -119,8 +121,10 @@ def timing_section(
             "min_rounds": cfg.min_rounds,
             "min_time_s": cfg.min_time_s,
             "max_time_s": cfg.max_time_s,
+            "extra_time_s": cfg.extra_time_s,
             "target_ci": cfg.target_ci,
             "stopped_by": m.stopped_by,
+            "retaken": m.retaken or None,
             "samples_per_sync": m.chunk,
             "inferences_per_sample": m.group,
             "median_ci95_rel": lat["model"].get("median_ci95_rel"),

@@ -34,6 +34,7 @@ class Settings:
     rounds: int
     min_time: float
     max_time: float
+    extra_time: float
     target_ci: float
     valid_ci: float
     warmup: float

@@ -55,6 +55,8 @@ def config_for(s: Settings, samples: int) -> timing.TimingConfig:
         min_time_s=s.min_time,
         max_time_s=max(s.max_time, s.min_time),
         target_ci=s.target_ci,
+        valid_ci=s.valid_ci,
+        extra_time_s=s.extra_time,
         e2e_rounds=s.e2e_rounds,
         cuda_graph=s.cuda_graph,
     )
