@@ -326,3 +326,20 @@ def test_the_trained_detector_finds_the_shapes() -> None:
     # 0.50 here (torch 2.14, 2 threads); training elsewhere gave 0.41 (torch 2.11, 16 threads)
     assert got["map50"] is not None and got["map50"] > 0.3
     assert got["mask_map50"] is not None and got["mask_map50"] > 0.3
+
+
+def test_the_fp32_detections_are_scored_against_the_labels_once_per_inputs(
+    labelled: shapes_data.Annotations, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    found = _as_detections(list(labelled.images), np.random.default_rng(4), 1.0)
+    monkeypatch.setattr(detection, "detect_all", lambda *a, **k: found)
+    calls: list[str] = []
+    real = detection.coco_map
+    monkeypatch.setattr(detection, "coco_map", lambda *a: calls.append(a[-1]) or real(*a))
+    base = detection.Fp32Detections(found)
+    outputs = [np.zeros(1), np.zeros(1)]  # two outputs: an instance segmenter
+    first = detection.quality(outputs, outputs, 3, labelled.hw, labelled, base=base)
+    evaluated_first = len(calls)
+    second = detection.quality(outputs, outputs, 3, labelled.hw, labelled, base=base)
+    assert evaluated_first == 6 and len(calls) - evaluated_first == 4  # labels, fp32 vs labels, agreement
+    assert second == first and first["baseline_mask_map50"] == base.label_maps["baseline_mask_map50"]  # type: ignore[index]

@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from pytest_trt.plugin.timed import Isolation, Sentinel
 
 REFERENCE_CACHE_BYTES = 2 << 30  # same-recipe reference outputs kept in host memory at most
+DENSE_EVAL_PIXELS = 64 * 320 * 320  # a segmenter's evaluation pixels: --trt-samples (64) images at 320 px
+DENSE_EVAL_MIN = 8
 
 
 @dataclass
@@ -67,7 +69,9 @@ class TrtSession:
         self._npz: dict[tuple[str, str, int | None], datasets.Samples] = {}  # (file, model, hw) -> loaded
         self._fp32: dict[tuple[Any, ...], Fp32Outputs] = {}
         # a detector's fp32 detections, decoded once per (model, resolution, weights) for every case
-        self.fp32_detections: dict[tuple[Any, ...], list[Any]] = {}
+        self.fp32_detections: dict[
+            tuple[Any, ...], Any
+        ] = {}  # detection.Fp32Detections by model, hw, weights
         self._engine: tuple[tuple[Any, ...], Engine] | None = None
         self._failed: dict[tuple[Any, ...], BuildFailed | BuiltNotRunnable] = {}
         # Bounded: a segmentation reference at 512 px is ~350 MB; matrix order keeps reuse local.
@@ -145,10 +149,22 @@ class TrtSession:
         return self._onnx[key]
 
     def eval_samples(self, case: Case) -> datasets.Samples:
+        n = self.eval_count(case)
         return self._samples(
-            case, self.settings.inputs_npz, "--trt-inputs", self.data.eval_samples, self.data.seed,
-            datasets.eval_samples,
+            case, self.settings.inputs_npz, "--trt-inputs", n, self.data.seed, datasets.eval_samples,
+            dataclasses.replace(self.data, eval_samples=n),
         )  # fmt: skip
+
+    def eval_count(self, case: Case) -> int:
+        """Evaluation samples for ``case``: ``--trt-samples``, except that a dense per-pixel model at a
+        high resolution gets as many images as hold :data:`DENSE_EVAL_PIXELS` pixels (at least
+        :data:`DENSE_EVAL_MIN`) unless the user set the count.  64 DeepLabV3 outputs at 960 px are 1.2 G
+        values, several GB for the baseline, each reference and each engine, while the agreement and
+        error gates count pixels, of which 8 such images hold 7 M."""
+        n = self.data.eval_samples
+        if "samples" in self.settings.explicit or zoo.get(case.model).task != "segmentation" or not case.hw:
+            return n
+        return min(n, max(DENSE_EVAL_MIN, DENSE_EVAL_PIXELS // (case.hw * case.hw)))
 
     def calibration(self, case: Case) -> datasets.Samples:
         return self._samples(
@@ -164,6 +180,7 @@ class TrtSession:
         n: int,
         seed: int,
         first_input: Callable[..., datasets.Samples],
+        data: datasets.DataConfig | None = None,
     ) -> datasets.Samples:
         """The user's .npz when given; else the model's own data for its first (real-valued) input and
         seeded synthetic values for the rest; all synthetic for a user's graph or integer inputs."""
@@ -181,7 +198,7 @@ class TrtSession:
             return self._npz[key]
         if spec.is_onnx or not spec.input.is_float:
             return datasets.synthetic_inputs(spec.inputs, shapes, n, seed)
-        first = first_input(self.data, shapes[0], spec.data, spec.input.vocab)
+        first = first_input(data or self.data, shapes[0], spec.data, spec.input.vocab)
         return datasets.complete(first, spec.inputs, shapes, seed)
 
     def reference(self, case: Case, req: Request, engine: Engine, gate_class: str) -> reference.Reference:

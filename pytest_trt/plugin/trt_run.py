@@ -153,7 +153,7 @@ class TrtRun:
         key = (self.case.model, self.case.hw, self.session.weights(self.case.model))
         kept = self.session.fp32_detections
         if key not in kept:  # the fp32 model's detections: decoded once per model, resolution, weights
-            kept[key] = detection.detect_all(base, nc, hw, device=device)
+            kept[key] = detection.Fp32Detections(detection.detect_all(base, nc, hw, device=device))
         section = detection.quality(base, out, nc, hw, samples.annotations, device, kept[key])
         self.record["extra_info"]["postprocess_ms"] = detection.time_postprocess(
             out, nc, hw, self.case.batch, device

@@ -256,26 +256,39 @@ def _confident_count(d: Objects) -> int:
     return len(d) if d.scores is None else int(np.count_nonzero(d.scores >= AGREEMENT_SCORE))
 
 
+@dataclass
+class Fp32Detections:
+    """The fp32 model's detections on an evaluation set, and their mAP against its labels once known."""
+
+    dets: list[Objects]
+    label_maps: dict[str, float | None] | None = None
+
+
 def quality(
-    base: Sequence[np.ndarray],
+    base_outputs: Sequence[np.ndarray],
     out: Sequence[np.ndarray],
     nc: int,
     hw: tuple[int, int],
     labels: Annotations | None,
     device: str = "cpu",
-    base_dets: list[Objects] | None = None,
+    base: Fp32Detections | None = None,
 ) -> dict[str, Any]:
     """The ``detection`` section of a result: mAP against labels (engine and fp32) and agreement mAP
-    against the fp32 model's confident detections (``base_dets``: those detections, where the caller
-    keeps them from an earlier case of the same model and inputs)."""
-    segm = len(base) > 1
-    if base_dets is None:
-        base_dets = detect_all(base, nc, hw, device=device)
+    against the fp32 model's confident detections (``base``: those detections and their mAP, where the
+    caller keeps them from an earlier case of the same model and inputs)."""
+    segm = len(base_outputs) > 1
+    if base is None:
+        base = Fp32Detections(detect_all(base_outputs, nc, hw, device=device))
+    base_dets = base.dets
     dets = detect_all(out, nc, hw, device=device)
     q: dict[str, Any] = {"task": "instance_segmentation" if segm else "detection"}
     if labels is not None:
         q.update(_maps("", labels.images, dets, hw, nc, segm))
-        q.update({f"baseline_{k}": v for k, v in _maps("", labels.images, base_dets, hw, nc, segm).items()})
+        if base.label_maps is None:  # the same for every case of these inputs: evaluated once
+            base.label_maps = {
+                f"baseline_{k}": v for k, v in _maps("", labels.images, base_dets, hw, nc, segm).items()
+            }
+        q.update(base.label_maps)
     q.update(_maps("agreement_", confident(base_dets), dets, hw, nc, segm))
     per = [_confident_count(d) for d in dets]
     base_per = [_confident_count(d) for d in base_dets]
@@ -329,6 +342,7 @@ __all__ = [
     "AGREEMENT_SCORE",
     "MAP_METRICS",
     "METRICS",
+    "Fp32Detections",
     "coco_documents",
     "coco_map",
     "confident",
