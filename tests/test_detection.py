@@ -214,14 +214,18 @@ def test_a_clean_detector_engine_passes_and_each_corrupted_one_fails(
         assert case["status"] == "quality_failed", f"{fault} passed at {precision}"
 
 
-def test_the_default_int8_gate_keeps_mlperfs_99_percent_of_fp32_map(
+def test_the_default_int8_gate_asks_for_mlperfs_99_percent_of_fp32_map(
     pytester: pytest.Pytester, shared_cache: Path
 ) -> None:
-    """The honest int8 engine of the small detector loses 2-4 % of box mAP50-95: the default rule says
-    so, naming the gate."""
+    """The default int8 rule judges box mAP50-95 against 99 % of fp32's, whichever way the honest engine
+    falls (it lost 2-4 % with one trained detector, nothing with the one trained on another machine)."""
     case = _run(pytester, shared_cache, "onnxruntime", "int8")["onnxruntime"]
-    assert case["status"] == "quality_failed"
-    assert "map50_95>=0.99xbase" in _failed(case)
+    det = case["extra_info"]["quality"]["detection"]
+    kept = det["map50_95"] >= 0.99 * det["baseline_map50_95"]
+    judged = {g["gate"]: g for g in case["extra_info"]["quality"]["gates"]}
+    assert "map50_95>=0.99xbase" in judged
+    assert judged["map50_95>=0.99xbase"]["passed"] is kept
+    assert (case["status"] == "ok") is not bool(_failed(case))
 
 
 def test_the_postprocessing_stage_is_timed_on_its_own(pytester: pytest.Pytester, shared_cache: Path) -> None:
