@@ -179,7 +179,24 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("detector-cache")
 
 
+_RUNS: dict[
+    tuple[str, ...], dict[str, Any]
+] = {}  # a run's cases by its arguments: tests that ask alike share it
+
+
 def _run(
+    pytester: pytest.Pytester, cache: Path, backends: str, precision: str, *extra: str
+) -> dict[str, Any]:
+    key = (str(cache), backends, precision, *extra)
+    if key not in _RUNS:
+        _RUNS[key] = _run_now(pytester, cache, backends, precision, *extra)
+    return _RUNS[key]
+
+
+CLEAN_AND_FAULTY = "onnxruntime," + ",".join(f"faulty_{f}" for f in FAULTS)
+
+
+def _run_now(
     pytester: pytest.Pytester, cache: Path, backends: str, precision: str, *extra: str
 ) -> dict[str, Any]:
     pytester.makepyfile(test_q=BENCH)
@@ -202,9 +219,7 @@ def test_a_clean_detector_engine_passes_and_each_corrupted_one_fails(
     pytester: pytest.Pytester, shared_cache: Path, precision: str
 ) -> None:
     extra = INT8_GATES if precision == "int8" else []
-    cases = _run(
-        pytester, shared_cache, "onnxruntime," + ",".join(f"faulty_{f}" for f in FAULTS), precision, *extra
-    )
+    cases = _run(pytester, shared_cache, CLEAN_AND_FAULTY, precision, *extra)
     clean = cases["onnxruntime"]
     assert clean["status"] == "ok", _failed(clean)
     det = clean["extra_info"]["quality"]["detection"]
@@ -229,7 +244,7 @@ def test_the_default_int8_gate_asks_for_mlperfs_99_percent_of_fp32_map(
 
 
 def test_the_postprocessing_stage_is_timed_on_its_own(pytester: pytest.Pytester, shared_cache: Path) -> None:
-    case = _run(pytester, shared_cache, "onnxruntime", "fp32")["onnxruntime"]
+    case = _run(pytester, shared_cache, CLEAN_AND_FAULTY, "fp32")["onnxruntime"]  # the fp32 verdicts' run
     post = case["extra_info"]["postprocess_ms"]
     assert post["batch"] == 8 and post["host"] > 0
 
