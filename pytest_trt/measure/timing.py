@@ -228,13 +228,11 @@ def done(samples: list[float], elapsed_s: float, cfg: TimingConfig, min_n: int) 
     if n >= cfg.max_rounds:
         return "round cap"
     if elapsed_s >= cfg.max_time_s and n >= 1:
-        # A result that would be marked invalid gets more samples first, up to the extra time.
+        # A result that would be marked invalid gets more samples first, up to the extra time, under
+        # the ordinary rules below.
         wide = cfg.valid_ci > 0 and latency.median_ci_rel(samples) > cfg.valid_ci
         if not wide or elapsed_s >= cfg.max_time_s + cfg.extra_time_s:
             return "time cap"
-        if cfg.target_ci > 0 and n >= min_n and latency.median_ci_rel(samples) <= cfg.target_ci:
-            return "precision"
-        return ""
     if n < min_n or elapsed_s < cfg.min_time_s:
         return ""
     if cfg.target_ci <= 0:

@@ -35,6 +35,7 @@ from pytest_trt.run import wall
 if TYPE_CHECKING:
     from pytest_trt.plugin.records import CaseRecord
     from pytest_trt.plugin.timed import Isolation, Sentinel
+    from pytest_trt.quality.detection import Fp32Detections
 
 REFERENCE_CACHE_BYTES = 2 << 30  # same-recipe reference outputs kept in host memory at most
 DENSE_EVAL_PIXELS = 16 * 320 * 320  # a segmenter's evaluation pixels: 16 images at 320 px (1.6 M pixels)
@@ -69,9 +70,7 @@ class TrtSession:
         self._npz: dict[tuple[str, str, int | None], datasets.Samples] = {}  # (file, model, hw) -> loaded
         self._fp32: dict[tuple[Any, ...], Fp32Outputs] = {}
         # a detector's fp32 detections, decoded once per (model, resolution, weights) for every case
-        self.fp32_detections: dict[
-            tuple[Any, ...], Any
-        ] = {}  # detection.Fp32Detections by model, hw, weights
+        self.fp32_detections: dict[tuple[Any, ...], Fp32Detections] = {}
         self._engine: tuple[tuple[Any, ...], Engine] | None = None
         self._failed: dict[tuple[Any, ...], BuildFailed | BuiltNotRunnable] = {}
         # Bounded: a segmentation reference at 512 px is ~350 MB; matrix order keeps reuse local.
