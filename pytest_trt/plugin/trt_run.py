@@ -122,6 +122,7 @@ class TrtRun:
             trained=trained,
             sections=sections or None,
             kinds=self.spec.output_kinds,
+            device=self.settings.device.torch,
         )
         split["metrics"] = round(time.perf_counter() - t0, 4)
         q = verdict.quality

@@ -1,6 +1,7 @@
 """Judging one configuration's outputs: metrics against the fp32 baseline and the same-recipe reference,
 then the gates, for every output of the model (the first with the model's task, the others as generic
-tensors).  Pure numpy on arrays already computed; the fixture decides what to run."""
+tensors).  On arrays already computed; the fixture decides what to run.  Large outputs of a CUDA session
+are measured on its device (:mod:`pytest_trt.quality.device_metrics`), the rest in numpy."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_trt.quality import gates, metrics
+from pytest_trt.quality import device_metrics, gates, metrics
 from pytest_trt.quality.reference import Reference
 
 
@@ -39,25 +40,32 @@ def judge_output(
     output: str | None = None,
     sections: Mapping[str, Any] | None = None,
     kind: str = "values",
+    device: str | None = None,
 ) -> Verdict:
     """Metrics and gate results of one output (``sections``: more metrics its gates may name; ``kind``:
-    what the output holds, e.g. ``probability`` for a Sigmoid/Softmax output)."""
-    q = metrics.quality(task, base, out, labels, kind=kind)
+    what the output holds, e.g. ``probability`` for a Sigmoid/Softmax output; ``device``: the session's
+    torch device, where a large output's metrics are computed)."""
+    on_device = device is not None and device_metrics.wanted(device, base)
+    if on_device:
+        q = device_metrics.quality(task, base, out, labels, kind=kind, device=str(device))
+    else:
+        q = metrics.quality(task, base, out, labels, kind=kind)
     q.update(sections or {})
     q["gate_class"] = gate_class
     q["reference"] = dict(ref_info)
     if ref is not None:
+        floor = gates.FLOORS.get(gate_class, gates.FLOORS["fp32"])
+        args: dict[str, Any] = {
+            "floor": floor,
+            "task": task,
+            "trained": trained,
+            "exact": exact,
+            "kind": kind,
+        }
         q["reference"].update(
-            metrics.against_reference(
-                base,
-                out,
-                ref,
-                floor=gates.FLOORS.get(gate_class, gates.FLOORS["fp32"]),
-                task=task,
-                trained=trained,
-                exact=exact,
-                kind=kind,
-            )
+            device_metrics.against_reference(base, out, ref, device=str(device), **args)
+            if on_device
+            else metrics.against_reference(base, out, ref, **args)
         )
     q["reference"]["rule"] = [str(g) for g in gate_list if g.rule]
     results = gates.evaluate(gate_list, q, trained=trained, base=base, out=out, reference=ref is not None)
@@ -81,6 +89,7 @@ def judge(
     trained: bool,
     sections: Mapping[str, Any] | None = None,
     kinds: Sequence[str] = (),
+    device: str | None = None,
 ) -> Verdict:
     """Every output judged; the first output's quality is the result's, the others are under ``outputs``.
     ``sections`` (e.g. ``sparsity``) join the first output's quality before its gates are checked."""
@@ -110,6 +119,7 @@ def judge(
                 output=names[k] if several else None,
                 sections=sections if k == 0 else None,
                 kind=kinds[k] if k < len(kinds) else "values",
+                device=device,
             )
         )
     q = verdicts[0].quality

@@ -304,16 +304,24 @@ def embedding(base: np.ndarray, out: np.ndarray, kind: str = "values") -> dict[s
     b, o = _f64(base).reshape(base.shape[0], -1), _f64(out).reshape(out.shape[0], -1)
     num = (b * o).sum(axis=1)
     nb, no = np.linalg.norm(b, axis=1), np.linalg.norm(o, axis=1)
+    return embedding_from_norms(num, nb, no, np.linalg.norm(o - b, axis=1), b.shape[1], kind)
+
+
+def embedding_from_norms(
+    num: np.ndarray, nb: np.ndarray, no: np.ndarray, err: np.ndarray, width: int, kind: str = "values"
+) -> dict[str, Any]:
+    """:func:`embedding` from its per-sample sums: dot products, both norms, the norm of the difference
+    (``width``: values per sample), however they were computed."""
     den = nb * no
     # Two all-zero outputs agree exactly (a ReLU output, an empty mask); one zero against a non-zero does not.
-    cos = np.where(den > 0, num / np.where(den > 0, den, 1), np.where((nb == 0) & (no == 0), 1.0, 0.0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = np.where(den > 0, num / np.where(den > 0, den, 1), np.where((nb == 0) & (no == 0), 1.0, 0.0))
     typical = float(np.median(nb)) if len(nb) else 0.0
     if kind == "probability":  # against the range: a batch of maps that are all ~0 is still ~0
-        typical = math.sqrt(b.shape[1])
+        typical = math.sqrt(width)
     near_zero = (nb < NEGLIGIBLE * typical) if typical > 0 else np.zeros(len(nb), dtype=bool)
     if near_zero.any():
-        err = np.linalg.norm(o - b, axis=1) / typical
-        cos = np.where(near_zero, 1.0 - np.minimum(err, 2.0), cos)
+        cos = np.where(near_zero, 1.0 - np.minimum(err / typical, 2.0), cos)
     return {
         "cosine_mean": float(np.nanmean(cos)),
         "cosine_min": float(np.min(cos)),
@@ -396,6 +404,22 @@ def against_reference(
         "sample_identity": sample_identity(out, ref),
         "ref_sample_identity_vs_fp32": sample_identity(ref, base),
     }
+    return finish_against_reference(res, base, out, ref, floor=floor, task=task, trained=trained, exact=exact)
+
+
+def finish_against_reference(
+    res: dict[str, Any],
+    base: np.ndarray,
+    out: np.ndarray,
+    ref: np.ndarray,
+    *,
+    floor: float,
+    task: str,
+    trained: bool,
+    exact: bool,
+) -> dict[str, Any]:
+    """The ratios of :func:`against_reference` from its distances (``res``), and the flips of a classifier."""
+    e_ref = res["ref_error_vs_fp32"]
     # A mix-up is caught where the reference itself tells samples apart: where even the reference's
     # outputs are nearer to other samples' fp32 outputs (inputs the model maps alike, or a recipe whose
     # rounding exceeds their differences), the gate does not apply (gates.evaluate says why).
