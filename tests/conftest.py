@@ -58,7 +58,8 @@ def fast_args(cache: Path, *extra: str) -> list[str]:
         "-p",
         "no:cacheprovider",
         f"--trt-cache-dir={cache}",
-        "--trt-device=cpu",
+        # A GPU machine may run the same tests on its device (PYTEST_TRT_TEST_DEVICE=cuda).
+        f"--trt-device={os.environ.get('PYTEST_TRT_TEST_DEVICE', 'cpu')}",
         # In-process runs share this test process, whose CPU thread pools are already started: timing
         # workers forked from it would hang (they detect it and fall back, after a 10 s check). Isolation
         # itself is tested in fresh processes (tests/test_isolation.py, tests/test_outside_models.py).

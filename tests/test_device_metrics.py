@@ -102,3 +102,12 @@ def test_small_outputs_and_cpu_sessions_stay_on_the_host(logits: np.ndarray) -> 
     assert not device_metrics.wanted("cpu", np.zeros(device_metrics.LARGE))
     assert not device_metrics.wanted("cuda:0", logits)
     assert not device_metrics.wanted(None, np.zeros(device_metrics.LARGE))
+
+
+def test_the_environment_can_send_every_output_to_the_device(
+    logits: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTEST_TRT_DEVICE_METRICS_MIN", "0")
+    assert device_metrics.threshold() == 0
+    monkeypatch.setenv("PYTEST_TRT_DEVICE_METRICS_MIN", "many")  # not a count: the default stands
+    assert device_metrics.threshold() == device_metrics.LARGE

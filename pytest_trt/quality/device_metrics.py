@@ -11,6 +11,7 @@ A device that runs out of memory falls back to the host (the result's ``computed
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,11 +23,18 @@ from pytest_trt.quality import metrics
 LARGE = 1 << 20  # values per output from which the device is faster than the host, copies included
 
 
+def threshold() -> int:
+    """Values per output from which metrics move to the device: ``LARGE``, or the environment's
+    ``PYTEST_TRT_DEVICE_METRICS_MIN`` (0: every output, so a GPU machine runs the verdict tests' small
+    outputs through this module)."""
+    raw = os.environ.get("PYTEST_TRT_DEVICE_METRICS_MIN", "").strip()
+    return int(raw) if raw.isdigit() else LARGE
+
+
 def wanted(device: str | None, base: np.ndarray) -> bool:
     """Whether ``base``'s metrics are worth computing on ``device``."""
-    return (
-        device is not None and device.startswith("cuda") and base.size >= LARGE and torch.cuda.is_available()
-    )
+    on_cuda = device is not None and device.startswith("cuda")
+    return on_cuda and base.size >= threshold() and torch.cuda.is_available()
 
 
 def _t(a: np.ndarray, device: str) -> torch.Tensor:
