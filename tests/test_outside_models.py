@@ -90,7 +90,7 @@ def test_a_corrupted_text_recognizer_fails(recognizer: dict[str, dict[str, Any]]
     assert expected in _failed(case)
 
 
-@pytest.mark.parametrize("key", ["onnxruntime:fp32", "onnxruntime:fp16", "openvino:fp32", "openvino:fp16"])
+@pytest.mark.parametrize("key", ["onnxruntime:fp32", "onnxruntime:fp16", "openvino:fp32"])
 def test_an_honest_text_detector_passes_on_maps_that_are_almost_all_zero(
     detector: dict[str, dict[str, Any]], key: str
 ) -> None:
@@ -99,6 +99,19 @@ def test_an_honest_text_detector_passes_on_maps_that_are_almost_all_zero(
     q = case["extra_info"]["quality"]
     assert q["closeness_scale"]["kind"] == "probability range"  # not p90 of a map of ~1e-7 values
     assert q["generic"]["near_zero_samples"] > 0  # judged by their error, not an unstable cosine
+
+
+def test_openvino_fp16_of_the_text_detector_fails_and_names_the_constant_fp16_cannot_hold(
+    detector: dict[str, dict[str, Any]],
+) -> None:
+    """PP-OCRv4's detector holds a BatchNorm variance of 9.8e7 in a Constant.  OpenVINO's native f16
+    (a CPU with AVX512-FP16; skipped where it has no f16 kernels) cannot hold it and saturates about a
+    quarter of the map to 1: a broken engine, which fails, and the report says why.  (onnxruntime's
+    fp16 graph clamps the constant to 65504 and stays close.)"""
+    case = _ran(detector, "openvino:fp16")
+    assert case["status"] == "quality_failed"
+    worst = case["extra_info"]["quality"]["fp16_range"]["constants"][0]
+    assert (worst["tensor"], worst["op"]) == ("batch_norm_0.w_2", "BatchNormalization")
 
 
 @pytest.mark.parametrize("backend", ["faulty_mixup", "faulty_ov_mixup"])

@@ -25,7 +25,7 @@ from pytest_trt.plugin import records
 from pytest_trt.plugin.matrix import Case, Request
 from pytest_trt.plugin.session import TrtSession, engine_outputs
 from pytest_trt.plugin.timed import Sentinel, time_case
-from pytest_trt.quality import detection, gates, judge, pruning_loss
+from pytest_trt.quality import detection, fp16_range, gates, judge, pruning_loss
 
 
 class TrtRun:
@@ -241,7 +241,26 @@ class TrtRun:
     def assert_quality(self) -> None:
         msg = gates.failure_message(self.case.id, self.gate_results)
         if msg:
-            pytest.fail(msg + self._sensitivity_hint(), pytrace=False)
+            pytest.fail(msg + self._sensitivity_hint() + self._fp16_range_hint(), pytrace=False)
+
+    def _fp16_range_hint(self) -> str:
+        """For a failing fp16 case of an ONNX graph: the constants and activations (of one evaluation
+        sample through the fp32 graph) that fp16 cannot hold, also recorded as ``quality.fp16_range``."""
+        if self.case.precision != "fp16" or self.quality is None or self._onnx_facts() is None:
+            return ""
+        graph = self.session.onnx(self.case, self.req)
+        samples = self.session.fp32_outputs(self.case).samples
+        n = self.case.batch if self.case.profile == "static" else 1  # a static graph takes its batch
+        names = graph.input_names or (graph.input_name,)
+        feeds = dict(zip(names, self.spec.to_graph(samples.take(0, n, n)), strict=False))
+        try:
+            section = fp16_range.scan(graph.path, feeds)
+        except Exception as exc:  # a diagnosis must not turn a quality verdict into a crash
+            section = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+        self.quality["fp16_range"] = section
+        self._publish()
+        lines = fp16_range.hint(section)
+        return "\n" + "\n".join(lines) if lines else ""
 
     def _sensitivity_hint(self) -> str:
         """For a failing int8 case: the layers that lose the most when quantized alone, and what the
