@@ -68,9 +68,8 @@ def closeness_scale(sorted_abs: torch.Tensor, kind: str = "values") -> tuple[flo
     p90 = percentile_sorted(sorted_abs, 90)
     if p90 >= metrics.NEGLIGIBLE * peak:
         return p90, "p90_abs"
-    start = int(
-        torch.searchsorted(sorted_abs, torch.tensor(metrics.NEGLIGIBLE * peak, dtype=sorted_abs.dtype))
-    )
+    cut = torch.tensor(metrics.NEGLIGIBLE * peak, dtype=sorted_abs.dtype, device=sorted_abs.device)
+    start = int(torch.searchsorted(sorted_abs, cut))
     return percentile_sorted(sorted_abs[start:], 90), "p90_abs_significant"
 
 
