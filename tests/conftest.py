@@ -17,6 +17,12 @@ settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True
 settings.register_profile("dev", max_examples=200, deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
+# pytester points HOME at a fresh folder for every run, which moved the default artifact cache there too:
+# each in-process run of the trained detector trained it again (100 s of the 130 s a run took on 2
+# cores).  Trained weights are cached by content (recipe, data, torch), so the machine's cache serves
+# every run; engines and graphs still go to each test's own --trt-cache-dir.
+os.environ.setdefault("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache"))
+
 # pytester's in-process runs restore sys.modules afterwards; native extensions imported for the first
 # time inside such a run (torch._dynamo -> triton, the ONNX exporter) abort when imported again.
 # Importing them here, once, keeps them out of that snapshot.
