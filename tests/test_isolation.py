@@ -178,3 +178,12 @@ def test_a_worker_stuck_in_a_thread_pool_the_session_started_is_detected_not_wai
         assert time.perf_counter() - t0 < timed.HEALTH_SECONDS + 5
     finally:
         server.close()
+
+
+def test_a_process_without_a_cuda_context_has_no_cache_to_release() -> None:
+    import torch
+
+    from pytest_trt.hardware.device import release_cuda_cache
+
+    assert not torch.cuda.is_initialized()  # this test process never starts CUDA on the CPU
+    assert release_cuda_cache() is None

@@ -57,3 +57,23 @@ def resolve_device(value: str | None) -> Device:
     elif not gpu_present():
         raise DeviceError("no CUDA GPU is visible; use --trt-device cpu")
     return Device("cuda", idx, name)
+
+
+def release_cuda_cache() -> dict[str, float] | None:
+    """Give the CUDA memory this process caches but no longer uses back to the driver, and say what it
+    still holds (MiB); None where this process has no CUDA context.
+
+    Why: the quality pass's large temporaries (float64 copies of 16 x 21 x 960 x 960 logits) stay in
+    torch's caching allocator; a timing worker forked afterwards then finds the GPU full (an H200 ran
+    out of memory with the session holding 135 GiB), so a case's timing would depend on the cases
+    judged before it."""
+    import sys
+
+    torch = sys.modules.get("torch")  # never import torch (or start CUDA) just to release nothing
+    if torch is None or not torch.cuda.is_initialized():
+        return None
+    torch.cuda.empty_cache()
+    return {
+        "allocated_mb": round(torch.cuda.memory_allocated() / 2**20, 1),
+        "reserved_mb": round(torch.cuda.memory_reserved() / 2**20, 1),
+    }

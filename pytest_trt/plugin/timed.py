@@ -23,7 +23,7 @@ import torch
 
 from pytest_trt.engines.protocol import Engine
 from pytest_trt.hardware import jetson, telemetry
-from pytest_trt.hardware.device import Device
+from pytest_trt.hardware.device import Device, release_cuda_cache
 from pytest_trt.measure import timing
 from pytest_trt.measure.isolation import ForkServer, Worker, WorkerError
 from pytest_trt.plugin import records
@@ -197,6 +197,7 @@ class Isolation:
             started_s = time.perf_counter() - t0
         else:
             started_s = 0.0
+        held = release_cuda_cache()  # the worker gets the GPU without the session's cached blocks
         t0 = time.perf_counter()
         try:
             timed: Timed = self._worker[1].run(Job(case, req, quick))
@@ -206,6 +207,8 @@ class Isolation:
         timed.context["worker_start_seconds"] = round(started_s, 4)
         timed.context["worker_seconds"] = round(time.perf_counter() - t0, 3)
         timed.context["worker_pid"] = self._worker[1].pid
+        if held is not None:
+            timed.context["session_cuda_memory_mb"] = held
         return timed
 
     def end_worker(self) -> None:
