@@ -492,6 +492,23 @@ def test_an_fp16_engine_is_exact_only_against_the_graph_it_was_built_from(
     assert refs["hinted"]["exact"] is False and "ref_distance_ratio" in refs["hinted"]
 
 
+def test_the_fp16_reference_is_the_very_graph_the_engine_was_built_from(
+    pytester: pytest.Pytester, tmp_path: Path, two_in: Path
+) -> None:
+    """AutoCast's graph depends on the samples it runs; a reference made without them was another
+    graph (PP-OCRv4's detector: 680 nodes against the engine's 685), judged as if exact, and converted
+    twice (37 s each on 2 cores)."""
+    out = pytester.path / "run.json"
+    r = pytester.runpytest_inprocess(
+        *fast_args(tmp_path), f"--trt-onnx={two_in}", f"--trt-shapes={SHAPES}",
+        "--trt-backend=onnxruntime", "--trt-precision=fp16", f"--benchmark-json={out}",
+    )  # fmt: skip
+    assert r.ret == 0, r.stdout.str()[-2000:]
+    (ei,) = _records(out).values()
+    assert ei["quality"]["reference"]["exact"] is True
+    assert len(list((tmp_path / "onnx-fp16-converted").rglob("*.onnx"))) == 1
+
+
 def test_the_size_hint_keeps_the_axes_the_graph_fixes(tmp_path: Path) -> None:
     """A recurrent state fixed at 2 on axis 0 (as silero VAD's ``state: float32[2, batch, 128]``): the
     hint must not tell the user to give it a 1 there."""

@@ -23,6 +23,7 @@ from pytest_trt.engines.recipes import (
 if TYPE_CHECKING:
     from pytest_trt.models.datasets import Samples
     from pytest_trt.models.export import OnnxModel
+    from pytest_trt.models.registry import ModelSpec
 
 
 @dataclass
@@ -53,13 +54,19 @@ class PreparedGraph:
         return out
 
 
+def graph_takes_samples(recipe: Recipe, model_spec: ModelSpec) -> bool:
+    """Whether making ``recipe``'s graph reads calibration samples: int8 calibrates on them, and ModelOpt's
+    AutoCast runs them as its reference inputs (held batch first, as the graph takes them only when it is
+    batch first).  Whoever makes the graph again (the same-recipe reference) must pass the same samples,
+    or it gets another graph."""
+    autocast = recipe.tool == "modelopt.autocast" and model_spec.batch_first
+    return recipe.graph == "qdq-int8" or autocast
+
+
 def prepare_graph(ctx: BuildContext, recipe: Recipe, calibrate: bool | None = None) -> PreparedGraph:
     """The recipe's graph for ``ctx``; ``calibrate`` asks for calibration samples where the graph itself
     needs none (an implicitly calibrated TensorRT engine needs them without a Q/DQ graph)."""
-    # int8 calibrates on the samples; ModelOpt's AutoCast runs them as its reference inputs (held batch
-    # first, as the graph takes them only when it is batch first)
-    autocast = recipe.tool == "modelopt.autocast" and ctx.model_spec.batch_first
-    need = recipe.graph == "qdq-int8" or autocast or bool(calibrate)
+    need = graph_takes_samples(recipe, ctx.model_spec) or bool(calibrate)
     calib = ctx.calibration() if need else None
     t0 = time.perf_counter()
     ranked = None

@@ -20,6 +20,7 @@ from pytest_trt.cache import ArtifactCache
 from pytest_trt.engines import registry as backends
 from pytest_trt.engines.layout import batch_first
 from pytest_trt.engines.onnxrt.unfused import graph_outputs
+from pytest_trt.engines.prepare import graph_takes_samples
 from pytest_trt.engines.protocol import BuildContext, BuildFailed, BuiltNotRunnable, Engine
 from pytest_trt.engines.recipes import apply_graph_recipe, graph_recipe
 from pytest_trt.hardware import jetson
@@ -232,7 +233,8 @@ class TrtSession:
                 ref_recipe, exact = reference.own_graph(
                     recipe, lambda: graph_recipe(gate_class, s.calib_method, s.recipe_tool)
                 )
-                calib = self.calibration(case) if gate_class == "int8" else None
+                # the samples the engine's graph was made with: AutoCast's graph depends on them too
+                calib = self.calibration(case) if graph_takes_samples(ref_recipe, spec) else None
                 graph = apply_graph_recipe(self.cache, self.onnx(case, req), ref_recipe, calib)
                 out = graph_outputs(graph.path, base.samples.arrays, layout=spec)
                 ref = reference.Reference(f"{kind}: {ref_recipe.name}", out, exact=exact)
