@@ -475,19 +475,27 @@ def pytest_trt_register_backends(register):
 """
 
 
+def _fp16_run(
+    pytester: pytest.Pytester, cache: Path, onnx: str, *extra: str, backends: str = "onnxruntime"
+) -> dict[str, dict[str, Any]]:
+    """The two-input graph's fp16 cases (``onnx``: its path, with any suffix), each result by its case."""
+    out = pytester.path / "run.json"
+    r = pytester.runpytest_inprocess(
+        *fast_args(cache), f"--trt-onnx={onnx}", f"--trt-shapes={SHAPES}", *extra,
+        f"--trt-backend={backends}", "--trt-precision=fp16", f"--benchmark-json={out}",
+    )  # fmt: skip
+    assert r.ret == 0, r.stdout.str()[-2000:]
+    return _records(out)
+
+
 def test_an_fp16_engine_is_exact_only_against_the_graph_it_was_built_from(
     pytester: pytest.Pytester, shared_cache: Path, two_in: Path
 ) -> None:
     """Both engines are judged against ONNX Runtime running the fp16-converted graph; only the engine
     built from that graph may call it exact (and be held to the exact tolerance)."""
     pytester.makeconftest(HINTED)
-    out = pytester.path / "run.json"
-    r = pytester.runpytest_inprocess(
-        *fast_args(shared_cache), f"--trt-onnx={two_in}", f"--trt-shapes={SHAPES}",
-        "--trt-backend=onnxruntime,hinted", "--trt-precision=fp16", f"--benchmark-json={out}",
-    )  # fmt: skip
-    assert r.ret == 0, r.stdout.str()[-2000:]
-    refs = {ei["backend"]: ei["quality"]["reference"] for ei in _records(out).values()}
+    cases = _fp16_run(pytester, shared_cache, str(two_in), backends="onnxruntime,hinted")
+    refs = {ei["backend"]: ei["quality"]["reference"] for ei in cases.values()}
     assert refs["onnxruntime"]["exact"] is True and "exact_ref_distance_ratio" in refs["onnxruntime"]
     assert refs["hinted"]["exact"] is False and "ref_distance_ratio" in refs["hinted"]
 
@@ -498,13 +506,7 @@ def test_the_fp16_reference_is_the_very_graph_the_engine_was_built_from(
     """AutoCast's graph depends on the samples it runs; a reference made without them was another
     graph (PP-OCRv4's detector: 680 nodes against the engine's 685), judged as if exact, and converted
     twice (37 s each on 2 cores)."""
-    out = pytester.path / "run.json"
-    r = pytester.runpytest_inprocess(
-        *fast_args(tmp_path), f"--trt-onnx={two_in}", f"--trt-shapes={SHAPES}",
-        "--trt-backend=onnxruntime", "--trt-precision=fp16", f"--benchmark-json={out}",
-    )  # fmt: skip
-    assert r.ret == 0, r.stdout.str()[-2000:]
-    (ei,) = _records(out).values()
+    (ei,) = _fp16_run(pytester, tmp_path, str(two_in)).values()
     assert ei["quality"]["reference"]["exact"] is True
     assert len(list((tmp_path / "onnx-fp16-converted").rglob("*.onnx"))) == 1
 
@@ -538,12 +540,6 @@ def test_an_onnx_file_can_be_declared_untrained(
     trained: bool,
 ) -> None:
     """Untrained weights: the absolute gates (meant for trained outputs) stand aside for the rule."""
-    out = pytester.path / "run.json"
-    r = pytester.runpytest_inprocess(
-        *fast_args(shared_cache), f"--trt-onnx={two_in}{suffix}", f"--trt-shapes={SHAPES}", *option,
-        "--trt-backend=onnxruntime", "--trt-precision=fp16", f"--benchmark-json={out}",
-    )  # fmt: skip
-    assert r.ret == 0, r.stdout.str()[-2000:]
-    (ei,) = _records(out).values()
+    (ei,) = _fp16_run(pytester, shared_cache, f"{two_in}{suffix}", *option).values()
     cosine = next(g for g in ei["quality"]["gates"] if g["gate"].startswith("cosine_min"))
     assert (cosine["skipped"] is None) is trained, cosine
