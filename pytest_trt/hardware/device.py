@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 
@@ -67,8 +68,6 @@ def release_cuda_cache() -> dict[str, float] | None:
     torch's caching allocator; a timing worker forked afterwards then finds the GPU full (an H200 ran
     out of memory with the session holding 135 GiB), so a case's timing would depend on the cases
     judged before it."""
-    import sys
-
     torch = sys.modules.get("torch")  # never import torch (or start CUDA) just to release nothing
     if torch is None or not torch.cuda.is_initialized():
         return None
