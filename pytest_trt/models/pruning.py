@@ -38,6 +38,16 @@ def split(name: str) -> tuple[str, bool]:
     return (name[: -len(SUFFIX)], True) if name.endswith(SUFFIX) else (name, False)
 
 
+def unavailable() -> str | None:
+    """Why 2:4 variants cannot be made here (the pruning tool is not installed), or None; read without
+    importing ModelOpt, so collection stays light."""
+    import importlib.util
+
+    if importlib.util.find_spec("modelopt") is None:
+        return "2:4 pruning needs NVIDIA ModelOpt, not installed: pip install 'pytest-trt[modelopt]'"
+    return None
+
+
 def prune_2to4(model: nn.Module) -> tuple[nn.Module, str]:
     """``model`` pruned to 2:4 in place by ModelOpt's magnitude mode; (model, tool description)."""
     try:

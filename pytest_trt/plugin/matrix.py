@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from pytest_trt.engines import registry as backends
-from pytest_trt.models import user_models, zoo
+from pytest_trt.models import pruning, user_models, zoo
 from pytest_trt.plugin.settings import Settings
 
 MATRIX_KEYS = (
@@ -231,6 +231,8 @@ def skip_reason(case: Case, settings: Settings, req: Request) -> str | None:
     avail = backends.availability(case.backend)
     if not avail.ok:
         return f"{case.backend} unavailable: {avail.reason}"
+    if spec.prune is not None and (why := pruning.unavailable()):
+        return f"{case.model}: {why}"
     if spec.fixed_batch is not None and case.batch != spec.fixed_batch:
         return (
             f"{case.model} fixes the batch at {spec.fixed_batch} in its graph; batch {case.batch} cannot run"
