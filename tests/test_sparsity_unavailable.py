@@ -37,7 +37,9 @@ def test_a_modelopt_that_fails_to_import_its_pruning_is_a_build_failure_with_the
     monkeypatch.setitem(sys.modules, "modelopt.torch.sparsity", None)  # installed, but its pruning breaks
     pytester.makepyfile(test_s=BENCH)
     out = pytester.path / "s.json"
-    r = pytester.runpytest_inprocess(*fast_args(shared_cache, "--trt-backend=onnxruntime", f"--trt-json={out}"))
+    r = pytester.runpytest_inprocess(
+        *fast_args(shared_cache, "--trt-backend=onnxruntime", f"--trt-json={out}")
+    )
     r.assert_outcomes(passed=1, failed=1)
     assert "Traceback" not in r.stdout.str()
     cases = {c["extra_info"]["model"]: c for c in load_json(out)["cases"]}

@@ -57,7 +57,10 @@ class TrtRun:
                     source = self.session.weights(self.case.model)
                     self.record["extra_info"]["weights"] = source
                     self.record["extra_info"]["weights_kind"] = zoo.weights_kind(source)
-                except (zoo.WeightsUnavailable, pruning.SparsityUnavailable) as exc:  # recorded like a failed build
+                except (
+                    zoo.WeightsUnavailable,
+                    pruning.SparsityUnavailable,
+                ) as exc:  # recorded like a failed build
                     raise BuildFailed(str(exc)) from exc
                 self._engine = self.session.engine(self.case, self.req)
             except BuiltNotRunnable as exc:  # a real build result with nothing to time: never a failure
