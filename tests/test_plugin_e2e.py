@@ -157,8 +157,14 @@ def test_the_timeline_marks_are_in_order_and_cover_every_case(small_run: SmallRu
 
 def test_each_case_records_where_its_wall_time_went(small_run: SmallRun) -> None:
     wall = small_run.extra_info(INT8)["wall_s"]
-    assert set(wall) == {"engine", "quality", "timing", "quality_parts"} and wall["timing"] > 0
+    assert (
+        set(wall) == {"engine", "quality", "timing", "quality_parts", "timing_parts"} and wall["timing"] > 0
+    )
     assert set(wall["quality_parts"]) == {"baseline", "engine_outputs", "reference", "metrics"}
+    timing_steps = {"feed", "memory_reset", "telemetry_start", "capture", "warm_up", "loops"}
+    assert timing_steps | {"telemetry_stop", "async_throughput"} == set(wall["timing_parts"])
+    # the steps account for the stage's seconds (this run times in its own process: no worker handover)
+    assert sum(wall["timing_parts"].values()) == pytest.approx(wall["timing"], rel=0.2, abs=0.05)
 
 
 def test_pytest_benchmarks_own_cli_reads_the_file(small_run: SmallRun) -> None:

@@ -6,7 +6,13 @@ import pytest
 
 from pytest_trt.plugin import progress
 
-WALL = {"engine": 1.0, "quality": 3.0, "timing": 2.0, "quality_parts": {"baseline": 0.2, "reference": 2.5}}
+WALL = {
+    "engine": 1.0,
+    "quality": 3.0,
+    "timing": 2.0,
+    "quality_parts": {"baseline": 0.2, "reference": 2.5},
+    "timing_parts": {"capture": 0.3, "loops": 1.5},
+}
 
 
 def test_a_line_comes_after_a_quiet_stretch_and_at_the_end(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -18,7 +24,7 @@ def test_a_line_comes_after_a_quiet_stretch_and_at_the_end(monkeypatch: pytest.M
     clock[0] += progress.EVERY_S
     line = p.case_done("b", WALL)
     assert line is not None and "2/3 cases" in line and "1 left" in line and "last: b in 6.0 s" in line
-    assert "quality 3.0 s (reference 2.5)" in line
+    assert "quality 3.0 s (reference 2.5)" in line and "timing 2.0 s (loops 1.5)" in line
     clock[0] += 1
     assert p.case_done("c", None) is not None  # the last case always says so
 

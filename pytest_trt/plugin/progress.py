@@ -3,7 +3,8 @@
 After a benchmark case, when the last progress line is more than ``EVERY_S`` old (or with ``-v``),
 one line says which case ended, how long it took and in what, how many cases are left and when the
 run should end at the pace so far.  The summary lists the slowest cases with their split (engine,
-quality: baseline / engine outputs / reference / metrics, timing).
+quality: baseline / engine outputs / reference / metrics, timing: engine rebuilt in its worker /
+feed / telemetry / CUDA graph capture / warm-up / loops / async throughput / worker handover).
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ EVERY_S = 20.0
 
 
 def split_text(wall: Mapping[str, Any]) -> str:
-    """``engine 1.2 s, quality 3.4 s (reference 2.9), timing 5.0 s``: the stages, with the largest
-    part of the quality stage."""
+    """``engine 1.2 s, quality 3.4 s (reference 2.9), timing 5.0 s (loops 3.1)``: the stages, with the
+    largest part of the quality and timing stages."""
     parts = []
     for stage in ("engine", "quality", "timing"):
         if stage in wall:
             text = f"{stage} {wall[stage]:.1f} s"
-            inner = wall.get("quality_parts") if stage == "quality" else None
+            inner = wall.get(f"{stage}_parts")
             if inner:
                 name, secs = max(inner.items(), key=lambda kv: kv[1])
                 if secs >= 0.1:
@@ -32,7 +33,7 @@ def split_text(wall: Mapping[str, Any]) -> str:
 
 
 def _total(wall: Mapping[str, Any]) -> float:
-    """A case's wall seconds: its stages (``quality_parts`` is inside ``quality``, not beside it)."""
+    """A case's wall seconds: its stages (``*_parts`` are inside their stage, not beside it)."""
     return sum(v for v in wall.values() if isinstance(v, float))
 
 

@@ -43,6 +43,7 @@ class Timed:
     section: dict[str, Any]  # records.timing_section(...): latency, throughput, validity, memory
     async_throughput: dict[str, Any] | None
     context: dict[str, Any] = field(default_factory=dict)
+    stages: dict[str, float] = field(default_factory=dict)  # seconds per step of timing it (time_engine)
 
 
 def config_for(s: Settings, samples: int) -> timing.TimingConfig:
@@ -65,8 +66,12 @@ def config_for(s: Settings, samples: int) -> timing.TimingConfig:
 def time_engine(
     s: Settings, case: Case, eng: Engine, samples: Samples, quick: bool, on_jetson: bool
 ) -> Timed:
-    """Warm up and time ``eng`` on ``samples`` with telemetry; nothing is recorded anywhere yet."""
+    """Warm up and time ``eng`` on ``samples`` with telemetry; nothing is recorded anywhere yet.  The
+    result's ``stages`` say where the seconds went (the timed loops themselves are ``loops``)."""
+    stages: dict[str, float] = {}
+    clock = _Stages(stages)
     feed = eng.make_feed(samples.cycled(case.batch))
+    clock.lap("feed")
     cfg = config_for(s, len(samples))
     dev_index = s.device.index if s.device.is_cuda else None
     if s.device.is_cuda:
@@ -77,9 +82,12 @@ def time_engine(
         torch.cuda.reset_peak_memory_stats(s.device.torch)
     # On Jetson, NVML is largely absent and memory is unified: tegrastats (or /proc/meminfo) is the source.
     tegra = jetson.TegraSampler().start() if on_jetson else None
+    clock.lap("memory_reset")
     try:
         with telemetry.sampling(dev_index) as sampler:
+            clock.lap("telemetry_start")
             m = timing.measure(eng, feed, cfg, None, quick=quick)
+            clock.lap("measure")
     finally:
         if tegra is not None:
             tegra.stop()
@@ -90,9 +98,29 @@ def time_engine(
     if tegra is not None:
         tel.update(jetson.merge_into_telemetry(tegra.summary(inferences), tel))
     section = records.timing_section(m, cfg, case.batch, tel, eng.info, s.valid_ci)
+    clock.lap("telemetry_stop")
     # an engine's own throughput mode (OpenVINO's async requests), for the throughput comparison
     thr = eng.async_throughput(feed, min(2.0, cfg.max_time_s))
-    return Timed(m, section, thr)
+    clock.lap("async_throughput")
+    # measure's own split: CUDA graph capture (before its clock starts), warm-up, the timed loops
+    inside = stages.pop("measure")
+    stages["capture"] = round(max(inside - m.wall_seconds, 0.0), 4)
+    stages["warm_up"] = round(m.warmup_seconds, 4)
+    stages["loops"] = round(m.wall_seconds - m.warmup_seconds, 4)
+    return Timed(m, section, thr, stages=stages)
+
+
+class _Stages:
+    """Seconds since the previous lap, by name, into ``into`` (a case's timing split)."""
+
+    def __init__(self, into: dict[str, float]) -> None:
+        self.into = into
+        self.t = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.into[name] = round(self.into.get(name, 0.0) + now - self.t, 4)
+        self.t = now
 
 
 @dataclass
@@ -134,7 +162,10 @@ def _serve(job: Job | str) -> Timed | bool:
     t0 = time.perf_counter()
     eng = sess.engine(job.case, job.req)
     built_s = time.perf_counter() - t0
-    timed = time_engine(sess.settings, job.case, eng, sess.eval_samples(job.case), job.quick, sess.on_jetson)
+    samples = sess.eval_samples(job.case)
+    samples_s = time.perf_counter() - t0 - built_s
+    timed = time_engine(sess.settings, job.case, eng, samples, job.quick, sess.on_jetson)
+    timed.stages = {"engine": round(built_s, 4), "samples": round(samples_s, 4), **timed.stages}
     timed.context = {
         "mode": "fresh",
         "ran_before": list(_WorkerState.ran),  # earlier batch sizes of this very engine, if any
@@ -206,6 +237,9 @@ class Isolation:
             raise
         timed.context["worker_start_seconds"] = round(started_s, 4)
         timed.context["worker_seconds"] = round(time.perf_counter() - t0, 3)
+        # what the worker's own steps do not account for: handing the job over and the result back
+        handover = timed.context["worker_seconds"] - sum(timed.stages.values())
+        timed.stages = {"worker_start": round(started_s, 4), **timed.stages, "handover": round(handover, 4)}
         timed.context["worker_pid"] = self._worker[1].pid
         if held is not None:
             timed.context["session_cuda_memory_mb"] = held

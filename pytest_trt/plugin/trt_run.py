@@ -206,6 +206,7 @@ class TrtRun:
         self.measurement = timed.measurement
         self.record["extra_info"].update(timed.section)
         self.record["extra_info"]["timing"]["context"] = timed.context
+        self.record["extra_info"].setdefault("wall_s", {})["timing_parts"] = timed.stages
         if timed.async_throughput is not None:
             self.record["extra_info"]["throughput"]["async"] = timed.async_throughput
         if sess.sentinel is None and not quick:
