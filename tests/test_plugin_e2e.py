@@ -107,7 +107,7 @@ def test_an_int8_result_names_its_graph_recipe_and_exact_reference(small_run: Sm
     assert ei["recipe"]["graph"] == "qdq-int8" and ei["engine"]["qdq_nodes"]["QuantizeLinear"] > 0
     ref = ei["quality"]["reference"]
     assert ref["kind"].startswith("ONNX Runtime CPU, Q/DQ graph unfused") and ref["exact"] is True
-    assert "exact_ref_distance_ratio<=0.75" in ref["rule"]  # onnxruntime's own (its fused u8 kernels)
+    assert "exact_ref_distance_ratio<=0.5" in ref["rule"]  # the rule's own: no override for onnxruntime
 
 
 def test_closeness_is_reported_at_every_fraction(small_run: SmallRun) -> None:

@@ -143,12 +143,14 @@ def test_segmentation(pytester: pytest.Pytester, shared_cache: Path) -> None:
         ["fp32", "fp16", "int8"],
         {"mixup": {"sample_identity"}, "zero_channel": anything, "noise": anything},
     )
-    # int8 with random weights: the recipe is 5.7 % off fp32 here, and 5 % noise moves the engine from
-    # its Q/DQ graph by 0.92 of that, past onnxruntime's 0.75 (its honest kernels: 0.29).
+    # int8 with random weights: the recipe is 7 % off fp32 here (onnxruntime 1.32), and 5 % noise moves
+    # the engine from its Q/DQ graph by ~0.73 of that, past the rule's limit; its honest kernels: 0.23.
     ref = cases["faulty_noise:int8"]["extra_info"]["quality"]["reference"]
+    rule = next(g for g in ref["rule"] if g.startswith("exact_ref_distance_ratio<="))
+    limit = float(rule.split("<=")[1])
     assert (
         ref["exact_ref_distance_ratio"]
-        > 0.75
+        > limit
         > cases["onnxruntime:int8"]["extra_info"]["quality"]["reference"]["exact_ref_distance_ratio"]
     )
 
