@@ -249,6 +249,8 @@ def test_the_postprocessing_stage_is_timed_on_its_own(pytester: pytest.Pytester,
     case = _run(pytester, shared_cache, CLEAN_AND_FAULTY, "fp32")["onnxruntime"]  # the fp32 verdicts' run
     post = case["extra_info"]["postprocess_ms"]
     assert post["batch"] == 8 and post["host"] > 0
+    parts = case["extra_info"]["wall_s"]["quality_parts"]  # and its seconds are not the mAP's
+    assert parts["postprocess_timing"] > 0 and parts["detection"] > 0
 
 
 def test_an_image_without_detections_gets_no_masks() -> None:

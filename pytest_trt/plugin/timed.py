@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from pytest_trt.engines.protocol import Engine
@@ -64,15 +65,15 @@ def config_for(s: Settings, samples: int) -> timing.TimingConfig:
 
 
 def time_engine(
-    s: Settings, case: Case, eng: Engine, samples: Samples, quick: bool, on_jetson: bool
+    s: Settings, case: Case, eng: Engine, inputs: TimingInputs, quick: bool, on_jetson: bool
 ) -> Timed:
-    """Warm up and time ``eng`` on ``samples`` with telemetry; nothing is recorded anywhere yet.  The
+    """Warm up and time ``eng`` on ``inputs`` with telemetry; nothing is recorded anywhere yet.  The
     result's ``stages`` say where the seconds went (the timed loops themselves are ``loops``)."""
     stages: dict[str, float] = {}
     clock = _Stages(stages)
-    feed = eng.make_feed(samples.cycled(case.batch))
+    feed = eng.make_feed(inputs.batch)
     clock.lap("feed")
-    cfg = config_for(s, len(samples))
+    cfg = config_for(s, inputs.dataset_size)
     dev_index = s.device.index if s.device.is_cuda else None
     if s.device.is_cuda:
         # Memory "during inference" must not include what the baseline or quality pass left cached.
@@ -123,11 +124,28 @@ class _Stages:
         self.t = now
 
 
+@dataclass(frozen=True)
+class TimingInputs:
+    """What timing reads of the evaluation set: one batch of it (cycled to the case's batch size) and
+    the set's size (for a warm-up given as a fraction of it)."""
+
+    batch: tuple[np.ndarray, ...]
+    dataset_size: int
+
+    @staticmethod
+    def of(samples: Samples, batch: int) -> TimingInputs:
+        return TimingInputs(samples.cycled(batch), len(samples))
+
+
 @dataclass
 class Job:
+    """One case for a worker, with its timing batch: the session has the evaluation set already, and a
+    worker making it again took 2.5-6.8 s per case on an H200 host (decoding and resizing photographs)."""
+
     case: Case
     req: Request
     quick: bool
+    inputs: TimingInputs
 
 
 class _WorkerState:
@@ -162,10 +180,8 @@ def _serve(job: Job | str) -> Timed | bool:
     t0 = time.perf_counter()
     eng = sess.engine(job.case, job.req)
     built_s = time.perf_counter() - t0
-    samples = sess.eval_samples(job.case)
-    samples_s = time.perf_counter() - t0 - built_s
-    timed = time_engine(sess.settings, job.case, eng, samples, job.quick, sess.on_jetson)
-    timed.stages = {"engine": round(built_s, 4), "samples": round(samples_s, 4), **timed.stages}
+    timed = time_engine(sess.settings, job.case, eng, job.inputs, job.quick, sess.on_jetson)
+    timed.stages = {"engine": round(built_s, 4), **timed.stages}
     timed.context = {
         "mode": "fresh",
         "ran_before": list(_WorkerState.ran),  # earlier batch sizes of this very engine, if any
@@ -214,7 +230,9 @@ class Isolation:
         assert _WorkerState.session is not None
         return self.active and (device.is_cuda or _WorkerState.session.settings.isolate == "on")
 
-    def time(self, case: Case, req: Request, quick: bool, fresh: bool = False) -> Timed | None:
+    def time(
+        self, case: Case, req: Request, inputs: TimingInputs, quick: bool, fresh: bool = False
+    ) -> Timed | None:
         """Time ``case`` in the worker of its engine (a new one when the engine changes, or ``fresh``);
         None where workers cannot run here (``reason`` then says why, and the session times itself)."""
         assert self.server is not None
@@ -231,7 +249,7 @@ class Isolation:
         held = release_cuda_cache()  # the worker gets the GPU without the session's cached blocks
         t0 = time.perf_counter()
         try:
-            timed: Timed = self._worker[1].run(Job(case, req, quick))
+            timed: Timed = self._worker[1].run(Job(case, req, quick, inputs))
         except WorkerError:
             self.end_worker()
             raise
@@ -273,12 +291,13 @@ def time_case(
     """Time ``case``: in its engine's worker where isolation takes an engine on ``device`` (``fresh``: a
     new worker even for the same engine), else in this process on ``engine()``, built only then."""
     iso = sess.isolation
+    inputs = TimingInputs.of(sess.fp32_outputs(case).samples, case.batch)
     if iso is not None and iso.takes(device):
-        timed = iso.time(case, req, quick, fresh=fresh)
+        timed = iso.time(case, req, inputs, quick, fresh=fresh)
         if timed is not None:
             return timed
     eng = engine()
-    timed = time_engine(sess.settings, case, eng, sess.fp32_outputs(case).samples, quick, sess.on_jetson)
+    timed = time_engine(sess.settings, case, eng, inputs, quick, sess.on_jetson)
     timed.context = shared_context(sess, device)
     return timed
 

@@ -113,6 +113,9 @@ class TrtRun:
         if task in DETECTION_TASKS:
             sections["detection"] = self._detection(base.outputs, out, base.samples)
             task = "generic"  # the head tensors themselves: the same-recipe rule and closeness
+            # decoding and mAP (the post-processing timing beside it is its own part)
+            split["detection"] = round(time.perf_counter() - t0 - split["postprocess_timing"], 4)
+            t0 = time.perf_counter()
         verdict = judge.judge(
             task,
             base.names,
@@ -159,9 +162,12 @@ class TrtRun:
         if key not in kept:  # the fp32 model's detections: decoded once per model, resolution, weights
             kept[key] = detection.Fp32Detections(detection.detect_all(base, nc, hw, device=device))
         section = detection.quality(base, out, nc, hw, samples.annotations, device, kept[key])
+        t0 = time.perf_counter()
         self.record["extra_info"]["postprocess_ms"] = detection.time_postprocess(
             out, nc, hw, self.case.batch, device
         )
+        parts = self.record["extra_info"]["wall_s"]["quality_parts"]
+        parts["postprocess_timing"] = round(time.perf_counter() - t0, 4)
         return section
 
     def _pruning(self, outputs: list[np.ndarray], labels: np.ndarray | None) -> dict[str, Any] | None:
