@@ -161,7 +161,7 @@ def test_each_case_records_where_its_wall_time_went(small_run: SmallRun) -> None
         set(wall) == {"engine", "quality", "timing", "quality_parts", "timing_parts"} and wall["timing"] > 0
     )
     assert set(wall["quality_parts"]) == {"baseline", "engine_outputs", "reference", "metrics"}
-    timing_steps = {"feed", "memory_reset", "telemetry_start", "capture", "warm_up", "loops"}
+    timing_steps = {"feed", "memory_reset", "telemetry_start", "prepare", "warm_up", "loops"}
     assert timing_steps | {"telemetry_stop", "async_throughput"} == set(wall["timing_parts"])
     # the steps account for the stage's seconds (this run times in its own process: no worker handover)
     assert sum(wall["timing_parts"].values()) == pytest.approx(wall["timing"], rel=0.2, abs=0.05)

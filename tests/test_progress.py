@@ -11,7 +11,7 @@ WALL = {
     "quality": 3.0,
     "timing": 2.0,
     "quality_parts": {"baseline": 0.2, "reference": 2.5},
-    "timing_parts": {"capture": 0.3, "loops": 1.5},
+    "timing_parts": {"prepare": 0.3, "loops": 1.5},
 }
 
 

@@ -4,7 +4,8 @@ After a benchmark case, when the last progress line is more than ``EVERY_S`` old
 one line says which case ended, how long it took and in what, how many cases are left and when the
 run should end at the pace so far.  The summary lists the slowest cases with their split (engine,
 quality: baseline / engine outputs / reference / metrics, timing: engine rebuilt in its worker /
-feed / telemetry / CUDA graph capture / warm-up / loops / async throughput / worker handover).
+feed / telemetry / prepare (CUDA graph capture, garbage collection) / warm-up / loops / async
+throughput / worker handover).
 """
 
 from __future__ import annotations
