@@ -108,9 +108,27 @@ def test_tiny(trt_run):
 """
 
 
+# Which processes made an evaluation set (the session's, or a timing worker making it again).
+SAMPLES_LOG = """
+import os
+from pytest_trt.plugin.session import TrtSession
+
+_made = TrtSession.eval_samples
+
+def _logged(self, case):
+    with open(os.environ["EVAL_SAMPLES_LOG"], "a") as f:
+        f.write(f"{os.getpid()}\\n")
+    return _made(self, case)
+
+TrtSession.eval_samples = _logged
+"""
+
+
 def _session(tmp_path: Path, cache: Path, isolate: str) -> dict[str, Any]:
     (tmp_path / "test_iso.py").write_text(BENCH)
+    (tmp_path / "conftest.py").write_text(SAMPLES_LOG)
     out = tmp_path / f"{isolate}.json"
+    log = tmp_path / "eval_samples.log"
     args = [*fast_args(cache, f"--trt-isolate={isolate}", f"--trt-json={out}"), "--trt-rounds=10"]
     p = subprocess.run(
         [sys.executable, "-m", "pytest", str(tmp_path / "test_iso.py"), *args],
@@ -118,10 +136,12 @@ def _session(tmp_path: Path, cache: Path, isolate: str) -> dict[str, Any]:
         capture_output=True,
         text=True,
         check=False,
+        env={**os.environ, "EVAL_SAMPLES_LOG": str(log)},
     )
     assert p.returncode == 0, p.stdout[-3000:]
     data = load_json(out)
     data["stdout"] = p.stdout
+    data["made_samples"] = {int(line) for line in log.read_text().split()} if log.exists() else set()
     return data
 
 
@@ -138,6 +158,14 @@ def test_isolated_cases_say_their_context_ran_only_their_own_engine(isolated: di
         assert all(prior.rsplit("-b", 1)[0] == engine for prior in ctx["ran_before"]), (cid, ctx)
     pids = {ctx["worker_pid"] for ctx in contexts.values()}
     assert len(pids) == 2  # one worker per engine (onnxruntime, torch)
+
+
+def test_a_worker_times_the_batch_the_session_sent_without_making_the_evaluation_set_again(
+    isolated: dict[str, Any],
+) -> None:
+    workers = {c["extra_info"]["timing"]["context"]["worker_pid"] for c in isolated["cases"]}
+    assert isolated["made_samples"], "the session made its evaluation sets"
+    assert not workers & isolated["made_samples"]
 
 
 def test_an_isolated_session_times_its_first_case_again_and_says_so(isolated: dict[str, Any]) -> None:
