@@ -171,7 +171,7 @@ FAULTS = ("shift_boxes", "drop_detections", "swap_masks_last", "noise")
 
 # what the smoke tier asks of this small detector's int8 (benchmarks/test_detection.py): 95 % of fp32 mAP
 INT8_GATES = [
-    f"--trt-gate=int8:{g}" for g in ("map50_95>=0.95xbase", "mask_map50_95>=0.95xbase", "cosine_min>=0.9")
+    f"--trt-gate=int8:{g}" for g in ("map50_95>=0.95xbase", "mask_map50_95>=0.95xbase", "cosine_min>=0.8")
 ]
 
 
