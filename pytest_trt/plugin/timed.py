@@ -121,7 +121,7 @@ class _Stages:
 
     def lap(self, name: str) -> None:
         now = time.perf_counter()
-        self.into[name] = round(self.into.get(name, 0.0) + now - self.t, 4)
+        self.into[name] = round(now - self.t, 4)
         self.t = now
 
 
