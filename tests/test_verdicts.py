@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from pytest_trt.quality.gates import Gate
 from tests.conftest import fast_args, load_json
 
 BENCH = """
@@ -147,7 +148,7 @@ def test_segmentation(pytester: pytest.Pytester, shared_cache: Path) -> None:
     # the engine from its Q/DQ graph by ~0.73 of that, past the rule's limit; its honest kernels: 0.23.
     ref = cases["faulty_noise:int8"]["extra_info"]["quality"]["reference"]
     rule = next(g for g in ref["rule"] if g.startswith("exact_ref_distance_ratio<="))
-    limit = float(rule.split("<=")[1])
+    limit = Gate.parse(rule).value
     assert (
         ref["exact_ref_distance_ratio"]
         > limit
